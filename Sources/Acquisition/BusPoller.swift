@@ -1,0 +1,87 @@
+import FieldBus
+import Logging
+import QuantracConfig
+import QuantracCore
+import ServiceLifecycle
+import Storage
+
+/// Which poll ticks each bus has stored: lets the record builder know when an interval is complete.
+public actor AcquisitionProgress {
+    private var stored: [String: Timestamp] = [:]
+    public init() {}
+
+    /// Notes that `bus` has durably stored its tick at `time` (and, ticks being sequential, all before it).
+    public func markStored(bus: String, time: Timestamp) { stored[bus] = max(stored[bus] ?? time, time) }
+
+    /// The latest tick time every one of `buses` has stored, or nil if one has stored nothing yet.
+    public func lowWatermark(buses: [String]) -> Timestamp? {
+        var low: Timestamp?
+        for b in buses {
+            guard let t = stored[b] else { return nil }
+            low = min(low ?? t, t)
+        }
+        return low
+    }
+}
+
+/// Polls one bus on the poll grid (aligned to local midnight, recomputed from the wall clock every tick so
+/// clock steps are survived), stores each tick in one transaction and waits for it (back-pressure).
+public struct BusPoller: Service {
+    let bus: ModbusBus
+    let channels: [ChannelConfig]
+    let pollInterval: Duration
+    let offset: UTCOffset
+    let store: Store
+    let progress: AcquisitionProgress
+    let wallClock: any WallClock
+    let logger: Logger
+
+    public init(bus: ModbusBus, channels: [ChannelConfig], pollInterval: Duration, offset: UTCOffset, store: Store,
+                progress: AcquisitionProgress, wallClock: any WallClock, logger: Logger) {
+        self.bus = bus
+        self.channels = channels
+        self.pollInterval = pollInterval
+        self.offset = offset
+        self.store = store
+        self.progress = progress
+        self.wallClock = wallClock
+        var logger = logger
+        logger[metadataKey: "bus"] = "\(bus.plan.bus.name)"
+        self.logger = logger
+    }
+
+    /// The next tick time strictly after `now` on the poll grid.
+    public static func nextTick(after now: Timestamp, every interval: Duration, offset: UTCOffset) -> Timestamp {
+        let p = interval.wholeMilliseconds
+        let local = now.milliseconds + Int64(offset.seconds) * 1000
+        let next = (local / p + 1) * p
+        return Timestamp(milliseconds: next - Int64(offset.seconds) * 1000)
+    }
+
+    public func run() async throws {
+        defer { bus.shutdown() }
+        var tick = Self.nextTick(after: wallClock.now(), every: pollInterval, offset: offset)
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let wait = tick - wallClock.now()
+            if wait > .zero {
+                try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
+                if Task.isShuttingDownGracefully || Task.isCancelled { break }
+            }
+            try await pollOnce(at: tick)
+            // Skip ticks missed by an overrunning poll or a forward clock step; never poll twice for one tick.
+            tick = Self.nextTick(after: max(tick, wallClock.now()), every: pollInterval, offset: offset)
+        }
+    }
+
+    /// Polls every channel of the bus once and stores the readings stamped with `tick`.
+    public func pollOnce(at tick: Timestamp) async throws {
+        let samples = await bus.poll()
+        let readings = samples.map { s in
+            Reading(channel: channels[s.channelIndex].code, time: tick, value: s.value, status: s.status, reason: s.reason)
+        }
+        try await store.append(readings)
+        await progress.markStored(bus: bus.plan.bus.name, time: tick)
+        logger.debug("tick stored", metadata: ["time": "\(tick.milliseconds)", "readings": "\(readings.count)"])
+    }
+}
+

@@ -1,0 +1,52 @@
+import QuantracCore
+
+/// Builds the record of one channel for one closed interval from its stored samples (circular §3.5).
+///
+/// Pure: no clock, no storage. Rules, in order:
+/// - any sample calibrating → status `01`; value = mean of the measuring samples, else of the calibrating ones;
+/// - else at least one valid measurement → status `00`; value = arithmetic mean of the valid measurements
+///   (faulty samples in part of the interval are left out of the mean and counted);
+/// - else → status `02`; value = `fallback` (the station's `missing_value` policy).
+public enum RecordBuilder {
+    public struct OutOfInterval: Error, CustomStringConvertible {
+        public let reading: Reading
+        public let interval: Interval
+        public var description: String { "reading of \(reading.channel) at \(reading.time) is outside \(interval)" }
+    }
+
+    /// The record for `channel` over `interval`; every sample must lie in the interval and belong to the channel.
+    public static func record(channel: String, interval: Interval, samples: [Reading], fallback: Double) throws(OutOfInterval) -> ChannelRecord {
+        for s in samples where !interval.contains(s.time) || s.channel != channel {
+            throw OutOfInterval(reading: s, interval: interval)
+        }
+        let valid = samples.filter(\.isValidMeasurement).compactMap(\.value)
+        let calibrating = samples.filter { $0.status == .calibrating }.compactMap(\.value).filter(\.isFinite)
+        let status: InstrumentStatus
+        let value: Double
+        if samples.contains(where: { $0.status == .calibrating }) {
+            status = .calibrating
+            value = mean(valid) ?? mean(calibrating) ?? fallback
+        } else if let m = mean(valid) {
+            status = .measuring
+            value = m
+        } else {
+            status = .fault
+            value = fallback
+        }
+        return ChannelRecord(channel: channel, intervalEnd: interval.end, value: value, status: status,
+                             validCount: valid.count, sampleCount: samples.count)
+    }
+
+    /// Arithmetic mean, or nil for no values. Uses compensated (Kahan) summation.
+    public static func mean(_ values: [Double]) -> Double? {
+        guard !values.isEmpty else { return nil }
+        var sum = 0.0, c = 0.0
+        for v in values {
+            let y = v - c
+            let t = sum + y
+            c = (t - sum) - y
+            sum = t
+        }
+        return sum / Double(values.count)
+    }
+}

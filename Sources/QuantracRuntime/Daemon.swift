@@ -1,0 +1,116 @@
+import Acquisition
+import FieldBus
+import Foundation
+import Logging
+import QuantracConfig
+import QuantracCore
+import ServiceLifecycle
+import Storage
+import Transmission
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A problem that stops the daemon before it starts (bad data directory, unreadable password file …).
+public struct StartupError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// The composition root: builds every service from a validated configuration and runs them in one
+/// `ServiceGroup` until SIGTERM or SIGINT, then shuts them down in reverse order.
+public struct Daemon {
+    public let config: StationConfig
+    public let logger: Logger
+    public let wallClock: any WallClock
+
+    public init(config: StationConfig, logger: Logger, wallClock: any WallClock = SystemWallClock()) {
+        self.config = config
+        self.logger = logger
+        self.wallClock = wallClock
+    }
+
+    public func run() async throws {
+        let dataDir = config.station.dataDir
+        do {
+            try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+        } catch {
+            throw StartupError("station.data_dir: cannot create \(dataDir): \(error.localizedDescription)")
+        }
+        let lock = try DataDirLock(dataDir: dataDir)
+        defer { withExtendedLifetime(lock) {} }
+        let store = try Store(path: (dataDir as NSString).appendingPathComponent("quantrac.sqlite"))
+        let outbox = try OutboxDirectory(dataDir: dataDir)
+        try await reconcile(store: store, outbox: outbox)
+
+        let progress = AcquisitionProgress()
+        var services: [any Service] = []
+        for plan in ReadPlan.plans(for: config) {
+            let bus = ModbusBus(plan: plan, pollInterval: config.station.pollInterval, logger: logger)
+            services.append(BusPoller(bus: bus, channels: config.channels, pollInterval: config.station.pollInterval,
+                                      offset: config.station.utcOffset, store: store, progress: progress,
+                                      wallClock: wallClock, logger: logger))
+        }
+        var signals: [OutboxSignal] = []
+        var senders: [any Service] = []
+        for (i, target) in config.targets.enumerated() {
+            let signal = OutboxSignal()
+            signals.append(signal)
+            senders.append(TransmissionService(target: target, station: config.station, uploader: try makeUploader(target, index: i),
+                                               store: store, outbox: outbox, signal: signal, wallClock: wallClock, logger: logger))
+        }
+        services.append(RecordService(config: config, store: store, outbox: outbox, progress: progress, signals: signals,
+                                      wallClock: wallClock, logger: logger))
+        services += senders
+
+        logger.notice("quantracd starting", metadata: [
+            "station": "\(config.station.prefix)", "buses": "\(config.buses.count)", "channels": "\(config.channels.count)",
+            "targets": "\(config.targets.count)", "data_dir": "\(dataDir)",
+        ])
+        let group = ServiceGroup(configuration: .init(services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+                                                      gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        logger.notice("quantracd stopped")
+    }
+
+    /// Files fully delivered before a crash but not yet moved to `sent/` are moved now.
+    func reconcile(store: Store, outbox: OutboxDirectory) async throws {
+        for name in try await store.deliveredButNotArchived() {
+            try outbox.archive(name: name)
+            try await store.markArchived(file: name)
+        }
+    }
+
+    func makeUploader(_ target: TargetConfig, index: Int) throws -> any Uploader {
+        switch target.scheme {
+        case .file:
+            return FileUploader(target: target)
+        case .ftp:
+            var password: String?
+            if let file = target.passwordFile {
+                guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
+                    throw StartupError("target[\(index)].password_file: cannot read \(file)")
+                }
+                password = text.trimmingCharacters(in: .newlines)
+            }
+            return FTPUploader(target: target, password: password, targetPath: "target[\(index)]")
+        }
+    }
+}
+
+/// An exclusive `flock` on `data_dir/quantracd.lock`: two daemons never share one data directory.
+final class DataDirLock {
+    private let fd: Int32
+
+    init(dataDir: String) throws {
+        let path = (dataDir as NSString).appendingPathComponent("quantracd.lock")
+        fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw StartupError("station.data_dir: cannot open \(path): \(String(cString: strerror(errno)))") }
+        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            close(fd)
+            throw StartupError("another quantracd already uses \(dataDir) (lock \(path) is held); stop it first")
+        }
+    }
+
+    deinit { close(fd) }
+}

@@ -1,0 +1,91 @@
+import Acquisition
+import Foundation
+import Logging
+import Processing
+import QuantracConfig
+import QuantracCore
+import Reporting
+import ServiceLifecycle
+import Storage
+import Transmission
+
+/// Builds the record and regulator file of every closed interval, from stored readings only.
+///
+/// An interval is built once every bus has stored a tick at or after its end, or `record_delay` after its
+/// end at the latest. Intervals without a single stored reading (the daemon was not running) are not
+/// invented. After a crash, every interval with readings and no record is built on start, in order.
+public struct RecordService: Service {
+    let config: StationConfig
+    let store: Store
+    let outbox: OutboxDirectory
+    let progress: AcquisitionProgress
+    let signals: [OutboxSignal]
+    let wallClock: any WallClock
+    let logger: Logger
+    private let renderer: RegulatorFileRenderer
+    private let lane = BlockingLane<Void>(name: "records") { () }
+
+    public init(config: StationConfig, store: Store, outbox: OutboxDirectory, progress: AcquisitionProgress,
+                signals: [OutboxSignal], wallClock: any WallClock, logger: Logger) {
+        self.config = config
+        self.store = store
+        self.outbox = outbox
+        self.progress = progress
+        self.signals = signals
+        self.wallClock = wallClock
+        self.logger = logger
+        self.renderer = RegulatorFileRenderer(station: config.station, channels: config.channels)
+    }
+
+    public func run() async throws {
+        defer { lane.shutdown() }
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            if try await buildNextReady() == nil {
+                _ = try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(250)) }
+            }
+        }
+    }
+
+    /// Builds the oldest unbuilt interval that has readings, if it is ready; returns its file name.
+    @discardableResult
+    public func buildNextReady() async throws -> String? {
+        let grid = config.station.grid
+        let lastBuilt = try await store.lastBuiltIntervalEnd()
+        let from = lastBuilt.map { Timestamp(seconds: $0) } ?? Timestamp(milliseconds: .min)
+        guard let first = try await store.firstReadingTime(atOrAfter: from) else { return nil }
+        let interval = grid.interval(containing: first)
+        guard await isReady(interval) else { return nil }
+        return try await build(interval)
+    }
+
+    func isReady(_ interval: Interval) async -> Bool {
+        let end = Timestamp(seconds: interval.end)
+        if wallClock.now() >= end + config.station.recordDelay { return true }
+        guard let low = await progress.lowWatermark(buses: config.buses.map(\.name)) else { return false }
+        return low >= end
+    }
+
+    /// Builds, writes and commits one interval. Idempotent: the same readings give the same bytes.
+    func build(_ interval: Interval) async throws -> String {
+        let readings = try await store.readings(in: interval)
+        let byChannel = Dictionary(grouping: readings, by: \.channel)
+        var records: [ChannelRecord] = []
+        for ch in config.channels {
+            var fallback = 0.0
+            if config.station.missingValue == .last {
+                fallback = try await store.lastValidRecordValue(channel: ch.code, before: interval.end) ?? 0
+            }
+            records.append(try RecordBuilder.record(channel: ch.code, interval: interval, samples: byChannel[ch.code] ?? [], fallback: fallback))
+        }
+        let file = renderer.render(intervalEnd: interval.end, records: records)
+        let outbox = self.outbox
+        try await lane.run { _ in try outbox.write(name: file.name, bytes: file.bytes) }
+        try await store.commitInterval(intervalEnd: interval.end, records: records, fileName: file.name, fileSize: file.bytes.count,
+                                       targets: config.targets.map(\.name), now: wallClock.now())
+        for s in signals { s.notify() }
+        let faults = records.filter { $0.status == .fault }.map(\.channel)
+        logger.info("file ready", metadata: ["file": "\(file.name)", "channels": "\(records.count)",
+                                             "faults": "\(faults.isEmpty ? "none" : faults.joined(separator: ","))"])
+        return file.name
+    }
+}

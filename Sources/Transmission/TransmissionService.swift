@@ -1,0 +1,111 @@
+import Foundation
+import Synchronization
+import Logging
+import QuantracConfig
+import QuantracCore
+import ServiceLifecycle
+import Storage
+
+/// Wakes a sleeping queue soon after a new file is committed (checked every 100 ms while waiting).
+public final class OutboxSignal: Sendable {
+    private let generation = Mutex<UInt64>(0)
+
+    public init() {}
+
+    public func notify() { generation.withLock { $0 &+= 1 } }
+
+    /// Waits until `notify()` is called or `timeout` passes; returns early on cancellation.
+    func wait(timeout: Duration) async {
+        let start = generation.withLock { $0 }
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline, !Task.isCancelled {
+            try? await Task.sleep(for: min(.milliseconds(100), deadline - ContinuousClock.now))
+            if generation.withLock({ $0 }) != start { return }
+        }
+    }
+}
+
+/// The queue of one target: uploads pending files strictly oldest first (FIFO by interval), never skips or
+/// drops one, retries with exponential backoff and jitter, and archives a file once every target has it.
+public struct TransmissionService: Service {
+    let target: TargetConfig
+    let station: Station
+    let uploader: any Uploader
+    let store: Store
+    let outbox: OutboxDirectory
+    let signals: [OutboxSignal]
+    let wallClock: any WallClock
+    let logger: Logger
+
+    public init(target: TargetConfig, station: Station, uploader: any Uploader, store: Store, outbox: OutboxDirectory,
+                signal: OutboxSignal, wallClock: any WallClock, logger: Logger) {
+        self.target = target
+        self.station = station
+        self.uploader = uploader
+        self.store = store
+        self.outbox = outbox
+        self.signals = [signal]
+        self.wallClock = wallClock
+        var logger = logger
+        logger[metadataKey: "target"] = "\(target.name)"
+        self.logger = logger
+    }
+
+    /// Remote directory for a file: the target's template expanded for the file's interval (local date).
+    func directory(for entry: OutboxEntry) -> String {
+        // The date of the interval's *data*: a file stamped 00:00 belongs to the day before.
+        let civil = CivilTime(epochSeconds: entry.intervalEnd - 1, offset: station.utcOffset)
+        return target.directory(prefix: station.prefix, stationCode: station.stationCode, time: civil)
+    }
+
+    public func run() async throws {
+        defer { uploader.shutdown() }
+        var backoff = Duration.seconds(1)
+        var failing: String?
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            guard let entry = try await store.nextPending(target: target.name) else {
+                await waitOrShutdown(.seconds(5))
+                continue
+            }
+            do throws(UploadError) {
+                let bytes: [UInt8]
+                do { bytes = try outbox.read(name: entry.file) } catch {
+                    throw UploadError(kind: .rejected, message: "local copy unreadable: \(error)")
+                }
+                try await uploader.upload(name: entry.file, bytes: bytes, directory: directory(for: entry))
+                let done = try? await store.markSent(file: entry.file, target: target.name, at: wallClock.now())
+                if done == true {
+                    do {
+                        try outbox.archive(name: entry.file)
+                        try await store.markArchived(file: entry.file)
+                    } catch {
+                        logger.error("cannot move \(entry.file) to the sent directory: \(error)")
+                    }
+                }
+                logger.debug("sent", metadata: ["file": "\(entry.file)"])
+                if failing != nil {
+                    logger.notice("uploads succeed again", metadata: ["file": "\(entry.file)"])
+                    failing = nil
+                }
+                backoff = .seconds(1)
+            } catch {
+                try? await store.markFailed(file: entry.file, target: target.name, error: error.message, at: wallClock.now())
+                if failing != error.message {
+                    logger.warning("upload failed, will retry: \(error.message)", metadata: ["file": "\(entry.file)", "kind": "\(error.kind)"])
+                    failing = error.message
+                }
+                let cap = error.kind == .transient ? target.retryMax : max(target.retryMax, .seconds(60))
+                let jittered = backoff * Double.random(in: 0.8...1.2)
+                await waitOrShutdown(min(jittered, cap), wakeable: false)
+                backoff = min(backoff * 2, cap)
+            }
+        }
+    }
+
+    private func waitOrShutdown(_ d: Duration, wakeable: Bool = true) async {
+        let signal = signals[0]
+        _ = await cancelWhenGracefulShutdown {
+            if wakeable { await signal.wait(timeout: d) } else { try? await Task.sleep(for: d) }
+        }
+    }
+}
