@@ -75,6 +75,21 @@ let package = Package(
         ], swiftSettings: swiftSettings),
 
         // Tests.
+        .testTarget(name: "QuantracCoreTests", dependencies: ["QuantracCore", "QuantracTesting"], swiftSettings: swiftSettings),
+        .testTarget(name: "QuantracConfigTests", dependencies: ["QuantracConfig", "QuantracTesting"],
+                    resources: [.copy("Golden")], swiftSettings: swiftSettings),
+        .testTarget(name: "FieldBusTests", dependencies: ["FieldBus", "QuantracConfig"], swiftSettings: swiftSettings),
+        .testTarget(name: "ProcessingTests", dependencies: ["Processing", "QuantracCore"], swiftSettings: swiftSettings),
+        .testTarget(name: "ReportingTests", dependencies: ["Reporting", "QuantracConfig", "QuantracCore"],
+                    resources: [.copy("Golden")], swiftSettings: swiftSettings),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "QuantracCore", "QuantracTesting"], swiftSettings: swiftSettings),
+        .testTarget(name: "TransmissionTests", dependencies: [
+            "Transmission", "Storage", "QuantracConfig", "QuantracCore", "QuantracTesting",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ], swiftSettings: swiftSettings),
+        .testTarget(name: "IntegrationTests", dependencies: ["QuantracTesting", "QuantracCore", "QuantracConfig", "FieldBus", "Reporting"],
+                    swiftSettings: swiftSettings),
     ],
     swiftLanguageModes: [.v6]
 )

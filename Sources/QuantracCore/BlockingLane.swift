@@ -14,8 +14,10 @@ public final class BlockingLane<State>: Sendable {
     public init(name: String, makeState: @escaping @Sendable () -> State) {
         core = LaneCore()
         let core = self.core
-        let thread = Thread { core.runLoop(makeState: makeState) }
-        thread.name = name
+        let thread = Thread {
+            Thread.current.name = name
+            core.runLoop(makeState: makeState)
+        }
         thread.start()
     }
 

@@ -1,0 +1,100 @@
+import ArgumentParser
+import FieldBus
+import Foundation
+import Logging
+import QuantracConfig
+import QuantracCore
+import Reporting
+
+/// The technician's and operator's command line.
+@main
+struct QuantracCLI: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "quantrac",
+        abstract: "Quantrac station data logger: technician and operator commands.",
+        subcommands: [Check.self, Read.self])
+}
+
+/// Exit status for an invalid configuration (sysexits EX_CONFIG).
+let exitConfigError = ExitCode(78)
+
+func loadConfig(_ path: String) throws -> StationConfig {
+    do {
+        return try ConfigLoader.load(path: path)
+    } catch {
+        FileHandle.standardError.write(Data("\(path): \(error.issues.count) problem\(error.issues.count == 1 ? "" : "s")\n\(error)\n".utf8))
+        throw exitConfigError
+    }
+}
+
+struct Check: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Validate a station configuration; prints one line per problem, naming its key path.")
+
+    @Option(name: .long, help: "Station configuration (TOML).")
+    var config: String
+
+    func run() throws {
+        let c = try loadConfig(config)
+        let plans = ReadPlan.plans(for: c)
+        let requests = plans.map(\.reads.count).reduce(0, +)
+        print("\(config): OK — station \(c.station.prefix) (\(c.station.kind.rawValue)), \(c.buses.count) bus\(c.buses.count == 1 ? "" : "es"), "
+              + "\(c.channels.count) channels in \(requests) requests per poll, \(c.targets.count) target\(c.targets.count == 1 ? "" : "s")")
+    }
+}
+
+struct Read: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Poll every channel once, directly on the buses, and print code, value, unit and status.",
+        discussion: "Opens the buses itself: stop quantracd first when it owns a serial port.")
+
+    @Option(name: .long, help: "Station configuration (TOML).")
+    var config: String
+
+    @Flag(name: .long, help: "Print JSON instead of a table.")
+    var json = false
+
+    struct Row: Encodable {
+        let code: String
+        let value: Double?
+        let unit: String
+        let status: String
+        let statusCode: String
+        let reason: String?
+    }
+
+    func run() async throws {
+        let c = try loadConfig(config)
+        var logger = Logger(label: "quantrac")
+        logger.logLevel = .critical
+        var samples: [FieldSample] = []
+        for plan in ReadPlan.plans(for: c) {
+            let bus = ModbusBus(plan: plan, pollInterval: c.station.pollInterval, logger: logger)
+            samples += await bus.poll()
+            bus.shutdown()
+        }
+        let byIndex = Dictionary(samples.map { ($0.channelIndex, $0) }, uniquingKeysWith: { a, _ in a })
+        let rows = c.channels.enumerated().map { i, ch in
+            let s = byIndex[i]
+            return Row(code: ch.code, value: s?.value, unit: ch.unit, status: (s?.status ?? .fault).description,
+                       statusCode: (s?.status ?? .fault).fileCode, reason: s?.reason)
+        }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+            return
+        }
+        let table = [["CODE", "VALUE", "UNIT", "STATUS", ""]] + rows.enumerated().map { i, r in
+            [r.code, r.value.map { RegulatorFileRenderer.format($0, decimals: c.channels[i].decimals) } ?? "-", r.unit,
+             "\(r.statusCode) \(r.status)", r.reason ?? ""]
+        }
+        let widths = (0..<5).map { col in table.map { $0[col].count }.max() ?? 0 }
+        for line in table {
+            print(line.enumerated().map { col, cell in
+                col == 4 ? cell : cell.padding(toLength: widths[col], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ").trimmingCharacters(in: .whitespaces))
+        }
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import Logging
+import QuantracConfig
+import QuantracCore
+import Storage
+import Synchronization
+import Testing
+import Transmission
+
+/// An uploader that fails its first `failures` calls, then records what it receives.
+final class FlakyUploader: Uploader {
+    struct Call: Sendable, Equatable { let name: String; let directory: String; let bytes: [UInt8] }
+    private let state: Mutex<(failuresLeft: Int, calls: [Call], attempts: [String])>
+    let kind: UploadError.Kind
+
+    init(failures: Int, kind: UploadError.Kind = .transient) {
+        state = Mutex((failures, [], []))
+        self.kind = kind
+    }
+
+    var calls: [Call] { state.withLock { $0.calls } }
+    var attempts: [String] { state.withLock { $0.attempts } }
+
+    func upload(name: String, bytes: [UInt8], directory: String) async throws(UploadError) {
+        let fail = state.withLock { s -> Bool in
+            s.attempts.append(name)
+            if s.failuresLeft > 0 { s.failuresLeft -= 1; return true }
+            s.calls.append(Call(name: name, directory: directory, bytes: bytes))
+            return false
+        }
+        if fail { throw UploadError(kind: kind, message: "receiver down") }
+    }
+
+    func shutdown() {}
+}
+
+struct TransmissionServiceTests {
+    let station: Station
+    let target: TargetConfig
+
+    init() throws {
+        let c = try ConfigLoader.parse("""
+            [station]
+            prefix = "HN_ABCD_NUO001"
+            kind = "wastewater"
+            data_dir = "/tmp/unused"
+            [[bus]]
+            name = "a"
+            transport = "modbus-tcp"
+            host = "127.0.0.1"
+            [[channel]]
+            code = "COD"
+            unit = "mg/L"
+            bus = "a"
+            address = 0
+            type = "float32"
+            [[target]]
+            name = "dept"
+            url = "file:///recv/{station}/{yyyy}/{MM}/{dd}"
+            retry_max = "2s"
+            """)
+        station = c.station
+        target = c.targets[0]
+    }
+
+    func setUp(files: Int) async throws -> (Store, OutboxDirectory, [String]) {
+        let dir = NSTemporaryDirectory() + "quantrac-tx-\(UUID().uuidString)"
+        let store = try Store(path: dir + ".sqlite")
+        let outbox = try OutboxDirectory(dataDir: dir)
+        var names: [String] = []
+        // 2026-03-15 23:55 and 2026-03-16 00:00 local: the 00:00 file belongs to the 15th.
+        let base = CivilTime.epochSeconds(year: 2026, month: 3, day: 15, hour: 23, minute: 50, offset: station.utcOffset)
+        for i in 0..<files {
+            let end = base + Int64(i + 1) * 300
+            let name = "HN_ABCD_NUO001_\(CivilTime(epochSeconds: end, offset: station.utcOffset).compactStamp).txt"
+            try outbox.write(name: name, bytes: Array("file \(i)\r\n".utf8))
+            try await store.commitInterval(intervalEnd: end, records: [], fileName: name, fileSize: 8, targets: ["dept"], now: Timestamp(seconds: 0))
+            names.append(name)
+        }
+        return (store, outbox, names)
+    }
+
+    func runUntil(_ service: TransmissionService, _ done: @escaping @Sendable () async -> Bool) async throws {
+        let task = Task { try await service.run() }
+        let deadline = ContinuousClock.now + .seconds(20)
+        while !(await done()), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
+        task.cancel()
+        _ = try? await task.value
+    }
+
+    @Test func deliversOldestFirstAfterFailuresWithoutDroppingAny() async throws {
+        let (store, outbox, names) = try await setUp(files: 3)
+        let uploader = FlakyUploader(failures: 2)
+        let service = TransmissionService(target: target, station: station, uploader: uploader, store: store, outbox: outbox,
+                                          signal: OutboxSignal(), wallClock: SystemWallClock(), logger: Logger(label: "test"))
+        try await runUntil(service) { uploader.calls.count == 3 }
+        #expect(uploader.calls.map(\.name) == names)
+        #expect(uploader.attempts == [names[0], names[0], names[0], names[1], names[2]], "retries the head, never skips it")
+        #expect(uploader.calls.map(\.directory) == ["/recv/NUO001/2026/03/15", "/recv/NUO001/2026/03/15", "/recv/NUO001/2026/03/16"])
+        #expect(uploader.calls[1].bytes == Array("file 1\r\n".utf8))
+        #expect(try await store.nextPending(target: "dept") == nil)
+        for name in names { #expect(FileManager.default.fileExists(atPath: outbox.sent + "/" + name)) }
+    }
+
+    @Test func rejectedUploadsStayQueued() async throws {
+        let (store, outbox, names) = try await setUp(files: 2)
+        let uploader = FlakyUploader(failures: 1000, kind: .rejected)
+        let service = TransmissionService(target: target, station: station, uploader: uploader, store: store, outbox: outbox,
+                                          signal: OutboxSignal(), wallClock: SystemWallClock(), logger: Logger(label: "test"))
+        try await runUntil(service) { uploader.attempts.count >= 2 }
+        #expect(Set(uploader.attempts) == [names[0]])
+        let state = try await store.queueState(target: "dept")
+        #expect(state.pending == 2 && state.lastError == "receiver down" && state.oldestPending == names[0])
+        #expect(FileManager.default.fileExists(atPath: outbox.outbox + "/" + names[0]))
+    }
+
+    @Test func fileTargetPublishesByRename() async throws {
+        let dir = NSTemporaryDirectory() + "quantrac-recv-\(UUID().uuidString)/a/b"
+        let uploader = FileUploader(target: target)
+        try await uploader.upload(name: "X.txt", bytes: [1, 2, 3], directory: dir)
+        #expect(FileManager.default.contents(atPath: dir + "/X.txt") == Data([1, 2, 3]))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/X.txt.part"))
+        uploader.shutdown()
+    }
+}
