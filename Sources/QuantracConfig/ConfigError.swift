@@ -11,7 +11,8 @@ public struct ConfigIssue: Sendable, Hashable, CustomStringConvertible {
     public var description: String { path.isEmpty ? message : "\(path): \(message)" }
 }
 
-/// A configuration that failed to load: every problem found, in document order.
+/// A configuration that failed to load: every problem found, section by section ([station], [[bus]],
+/// [[channel]], [[target]], then checks across tables).
 public struct ConfigError: Error, Sendable, CustomStringConvertible {
     public var file: String
     public var issues: [ConfigIssue]

@@ -42,19 +42,22 @@ private struct Parser {
     func parse(_ root: TOMLTable) -> StationConfig? {
         let top = TableReader(root, path: "", issues: issues)
         let station = table(top, "station").flatMap(parseStation)
-        let buses = arrayOfTables(top, "bus", required: true).enumerated().compactMap { parseBus($1, index: $0, station: station) }
-        let busNames = Dictionary(buses.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let channels = arrayOfTables(top, "channel", required: true).enumerated().compactMap {
-            parseChannel($1, index: $0, buses: busNames)
-        }
-        let targets = arrayOfTables(top, "target", required: false).enumerated().compactMap { parseTarget($1, index: $0) }
+        let busTables = arrayOfTables(top, "bus", required: true)
+        // Channels are checked against every bus *named*, even one with other problems, so one typo in a
+        // bus does not also flag each of its channels.
+        let namedBuses = Set(busTables.compactMap { $0.table["name"]?.string })
+        let buses = busTables.map { parseBus($0, station: station) }
+        let busByName = Dictionary(buses.compactMap { $0 }.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let channels = arrayOfTables(top, "channel", required: true).map { parseChannel($0, namedBuses: namedBuses, buses: busByName) }
+        let targets = arrayOfTables(top, "target", required: false).map { parseTarget($0) }
         top.rejectUnknownKeys()
-        checkUnique(buses.map(\.name), section: "bus", key: "name")
-        checkUnique(channels.map(\.code), section: "channel", key: "code")
-        checkUnique(targets.map(\.name), section: "target", key: "name")
+        checkUnique(buses.map { $0?.name }, section: "bus", key: "name")
+        checkUnique(channels.map { $0?.code }, section: "channel", key: "code")
+        checkUnique(targets.map { $0?.name }, section: "target", key: "name")
         checkOverlaps(channels)
         guard let station else { return nil }
-        return StationConfig(station: station, buses: buses, channels: channels, targets: targets)
+        return StationConfig(station: station, buses: buses.compactMap { $0 }, channels: channels.compactMap { $0 },
+                             targets: targets.compactMap { $0 })
     }
 
     // MARK: sections
@@ -121,12 +124,14 @@ private struct Parser {
         let recordMs = record.wholeMilliseconds
         var recordSeconds: Int64 = 300
         if recordMs % 1000 != 0 || 86_400_000 % recordMs != 0 {
+            // Reported once here; poll_interval is checked against it only when it is valid.
             t.error("record_interval", "must be a whole number of seconds that divides a day (e.g. \"5m\", \"1m\", \"10s\")")
         } else {
             recordSeconds = recordMs / 1000
         }
         let poll = t.duration("poll_interval", default: .seconds(10))
-        if poll.wholeMilliseconds <= 0 || recordMs % max(1, poll.wholeMilliseconds) != 0 || poll > record {
+        let recordValid = recordMs % 1000 == 0 && 86_400_000 % recordMs == 0
+        if recordValid, recordMs % max(1, poll.wholeMilliseconds) != 0 || poll > record {
             t.error("poll_interval", "must divide record_interval (\(recordMs / 1000)s) so every interval has the same number of polls")
         }
         let recordDelay = t.duration("record_delay", default: .seconds(30))
@@ -137,7 +142,7 @@ private struct Parser {
                        pollInterval: poll, recordDelay: recordDelay, missingValue: missing, lineEnding: lineEnding)
     }
 
-    func parseBus(_ t: TableReader, index: Int, station: Station?) -> BusConfig? {
+    func parseBus(_ t: TableReader, station: Station?) -> BusConfig? {
         defer { t.rejectUnknownKeys() }
         let name = t.string("name", required: true)
         if let name, name.isEmpty || name.contains(where: { $0.isWhitespace }) { t.error("name", "must be a non-empty word without spaces") }
@@ -148,7 +153,7 @@ private struct Parser {
         case "modbus-tcp":
             let host = t.string("host", required: true)
             let port = t.int("port", default: 502, range: 1...65535)!
-            for key in rtuKeys where t.has(key) { _ = t.string(key); t.error(key, "only applies to transport \"modbus-rtu\"") }
+            for key in rtuKeys where t.has(key) { t.markUsed(key); t.error(key, "only applies to transport \"modbus-rtu\"") }
             if let host { transport = .modbusTCP(host: host, port: port) }
         case "modbus-rtu":
             let device = t.string("device", required: true)
@@ -156,7 +161,7 @@ private struct Parser {
             let parity: Parity = t.choice("parity", default: Parity.none, caseInsensitive: true)!
             let dataBits = t.int("data_bits", default: 8, range: 5...8)!
             let stopBits = t.int("stop_bits", default: 1, range: 1...2)!
-            for key in tcpKeys where t.has(key) { _ = t.string(key); t.error(key, "only applies to transport \"modbus-tcp\"") }
+            for key in tcpKeys where t.has(key) { t.markUsed(key); t.error(key, "only applies to transport \"modbus-tcp\"") }
             if let device { transport = .modbusRTU(device: device, baud: baud, parity: parity, dataBits: dataBits, stopBits: stopBits) }
         case nil:
             break
@@ -173,7 +178,7 @@ private struct Parser {
         return BusConfig(name: name, transport: transport, timeout: timeout, reconnectMax: reconnectMax, maxRegistersPerRead: maxRegs)
     }
 
-    func parseChannel(_ t: TableReader, index: Int, buses: [String: BusConfig]) -> ChannelConfig? {
+    func parseChannel(_ t: TableReader, namedBuses: Set<String>, buses: [String: BusConfig]) -> ChannelConfig? {
         defer { t.rejectUnknownKeys() }
         let code = t.string("code", required: true)
         if let code, code.isEmpty || code.contains(where: { $0 == "\t" || $0 == "\r" || $0 == "\n" }) {
@@ -182,13 +187,13 @@ private struct Parser {
         let unit = t.string("unit", required: true)
         if let unit, unit.contains(where: { $0 == "\t" || $0 == "\r" || $0 == "\n" }) { t.error("unit", "must contain no TAB or line break") }
         let busName = t.string("bus", required: true)
-        if let busName, buses[busName] == nil {
-            let known = buses.keys.sorted().joined(separator: ", ")
+        if let busName, !namedBuses.contains(busName) {
+            let known = namedBuses.sorted().joined(separator: ", ")
             t.error("bus", "\"\(busName)\" is not a [[bus]] name (known: \(known.isEmpty ? "none" : known))")
         }
         let slave = t.int("slave", default: 1, range: 0...255)!
         if let busName, case .modbusRTU? = buses[busName]?.transport, !(1...247).contains(slave) {
-            t.error("slave", "\(slave) is out of range 1…247 for an RTU bus")
+            t.error("slave", "\(slave) is out of range 1 to 247 for an RTU bus")
         }
         let register: RegisterKind = t.choice("register", default: .holding)!
         let address = t.int("address", required: true, range: 0...65535)
@@ -209,7 +214,7 @@ private struct Parser {
                              type: type, byteOrder: byteOrder, scale: scale, offset: offset, decimals: decimals)
     }
 
-    func parseTarget(_ t: TableReader, index: Int) -> TargetConfig? {
+    func parseTarget(_ t: TableReader) -> TargetConfig? {
         defer { t.rejectUnknownKeys() }
         let name = t.string("name", required: true)
         if let name, name.isEmpty || name.contains(where: { $0.isWhitespace || $0 == "/" }) {
@@ -275,9 +280,11 @@ private struct Parser {
 
     // MARK: cross checks
 
-    func checkUnique(_ values: [String], section: String, key: String) {
+    /// `values` are indexed like the document's tables; nil for a table that failed to load.
+    func checkUnique(_ values: [String?], section: String, key: String) {
         var seen: [String: Int] = [:]
         for (i, v) in values.enumerated() {
+            guard let v else { continue }
             if let first = seen[v] {
                 issues.add("\(section)[\(i)].\(key)", "\"\(v)\" is already used by \(section)[\(first)]")
             } else {
@@ -288,13 +295,15 @@ private struct Parser {
 
     /// Two channels that read overlapping registers of the same device with different layouts are
     /// almost always a mis-map; identical reads (same start and type) are allowed.
-    func checkOverlaps(_ channels: [ChannelConfig]) {
+    func checkOverlaps(_ channels: [ChannelConfig?]) {
         for (i, a) in channels.enumerated() {
+            guard let a else { continue }
             for (j, b) in channels.enumerated() where j > i {
+                guard let b else { continue }
                 guard a.bus == b.bus, a.slave == b.slave, a.register == b.register else { continue }
                 let overlap = a.address < b.address + b.type.registerCount && b.address < a.address + a.type.registerCount
                 if overlap && !(a.address == b.address && a.type == b.type) {
-                    issues.add("channel[\(j)].address", "registers \(b.address)…\(b.address + b.type.registerCount - 1) overlap channel[\(i)] (\(a.code)) on the same device")
+                    issues.add("channel[\(j)].address", "\(b.type.registerCount == 1 ? "register \(b.address)" : "registers \(b.address)-\(b.address + b.type.registerCount - 1)") overlap channel[\(i)] (\(a.code)) on the same device")
                 }
             }
         }

@@ -12,5 +12,5 @@ public enum DurationParser {
         return nil
     }
 
-    public static let expected = "a duration like \"500ms\", \"10s\", \"5m\" or \"1h\""
+    public static let expected = "a duration like \"500ms\", \"10s\", \"5m\", \"1h\" or \"1d\""
 }

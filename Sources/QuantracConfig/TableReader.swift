@@ -42,7 +42,7 @@ final class TableReader {
 
     func string(_ key: String, required: Bool = false, default def: String? = nil) -> String? {
         guard let v = value(key) else {
-            if required { error(key, "missing; add \(key) = \"…\"") }
+            if required { error(key, "missing; add \(key) = \"...\"") }
             return def
         }
         guard let s = v.string else {
@@ -62,7 +62,7 @@ final class TableReader {
             return def
         }
         if let range, !range.contains(i) {
-            error(key, "\(i) is out of range \(range.lowerBound)…\(range.upperBound)")
+            error(key, "\(i) is out of range \(range.lowerBound) to \(range.upperBound)")
             return def
         }
         return i
@@ -88,8 +88,12 @@ final class TableReader {
 
     func duration(_ key: String, default def: Duration) -> Duration {
         guard let raw = string(key) else { return def }
-        guard let d = DurationParser.parse(raw), d > .zero else {
+        guard let d = DurationParser.parse(raw) else {
             error(key, "\"\(raw)\" is not \(DurationParser.expected)")
+            return def
+        }
+        guard d > .zero else {
+            error(key, "must be longer than 0")
             return def
         }
         return d
