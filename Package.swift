@@ -88,7 +88,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
-        .testTarget(name: "IntegrationTests", dependencies: ["QuantracTesting", "QuantracCore", "QuantracConfig", "FieldBus", "Reporting", "Transmission"],
+        .testTarget(name: "IntegrationTests", dependencies: ["QuantracTesting", "QuantracCore", "QuantracConfig", "FieldBus", "Reporting", "Transmission", "Storage"],
                     swiftSettings: swiftSettings),
     ],
     swiftLanguageModes: [.v6]
