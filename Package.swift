@@ -65,7 +65,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         .executableTarget(name: "quantrac", dependencies: [
-            "QuantracRuntime", "QuantracConfig", "FieldBus", "QuantracCore",
+            "QuantracRuntime", "QuantracConfig", "FieldBus", "QuantracCore", "Storage", "Reporting",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
@@ -82,7 +82,7 @@ let package = Package(
         .testTarget(name: "ProcessingTests", dependencies: ["Processing", "QuantracCore"], swiftSettings: swiftSettings),
         .testTarget(name: "ReportingTests", dependencies: ["Reporting", "QuantracConfig", "QuantracCore"],
                     resources: [.copy("Golden")], swiftSettings: swiftSettings),
-        .testTarget(name: "StorageTests", dependencies: ["Storage", "QuantracCore", "QuantracTesting"], swiftSettings: swiftSettings),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "QuantracCore", "QuantracTesting", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: swiftSettings),
         .testTarget(name: "TransmissionTests", dependencies: [
             "Transmission", "Storage", "QuantracConfig", "QuantracCore", "QuantracTesting",
             .product(name: "Logging", package: "swift-log"),

@@ -60,6 +60,7 @@ public struct BusPoller: Service {
 
     public func run() async throws {
         defer { bus.shutdown() }
+        var buffer = UnsavedTicks(capacity: max(1, Int(3600_000 / max(1, pollInterval.wholeMilliseconds))))
         var tick = Self.nextTick(after: wallClock.now(), every: pollInterval, offset: offset)
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let wait = tick - wallClock.now()
@@ -67,21 +68,61 @@ public struct BusPoller: Service {
                 try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wait) }
                 if Task.isShuttingDownGracefully || Task.isCancelled { break }
             }
-            try await pollOnce(at: tick)
+            await pollOnce(at: tick, buffer: &buffer)
             // Skip ticks missed by an overrunning poll or a forward clock step; never poll twice for one tick.
             tick = Self.nextTick(after: max(tick, wallClock.now()), every: pollInterval, offset: offset)
         }
     }
 
-    /// Polls every channel of the bus once and stores the readings stamped with `tick`.
-    public func pollOnce(at tick: Timestamp) async throws {
+    /// Polls every channel of the bus once and stores the readings stamped with `tick`, together with any
+    /// ticks held in memory while the database could not be written (disk full, read-only).
+    func pollOnce(at tick: Timestamp, buffer: inout UnsavedTicks) async {
         let samples = await bus.poll()
         let readings = samples.map { s in
             Reading(channel: channels[s.channelIndex].code, time: tick, value: s.value, status: s.status, reason: s.reason)
         }
-        try await store.append(readings)
-        await progress.markStored(bus: bus.plan.bus.name, time: tick)
-        logger.debug("tick stored", metadata: ["time": "\(tick.milliseconds)", "readings": "\(readings.count)"])
+        buffer.append(readings)
+        do {
+            try await store.append(buffer.ticks.flatMap { $0 })
+            if let since = buffer.failingSince {
+                let held = buffer.ticks.count, dropped = buffer.dropped
+                logger.notice("readings are stored again", metadata: ["held": "\(held)", "dropped": "\(dropped)"])
+                try? await store.journal("storage.recovered",
+                                         "bus \(bus.plan.bus.name): storage failed from \(since.milliseconds) ms; \(held) ticks held in memory and stored, \(dropped) dropped",
+                                         at: wallClock.now())
+            }
+            buffer.clear()
+            await progress.markStored(bus: bus.plan.bus.name, time: tick)
+            logger.debug("tick stored", metadata: ["time": "\(tick.milliseconds)", "readings": "\(readings.count)"])
+        } catch {
+            if buffer.failingSince == nil {
+                logger.error("cannot store readings, holding up to \(buffer.capacity) ticks in memory: \(error)")
+                buffer.failingSince = tick
+            }
+        }
     }
 }
 
+/// Ticks polled but not yet stored, bounded: beyond `capacity` the oldest are dropped (and counted).
+struct UnsavedTicks {
+    let capacity: Int
+    private(set) var ticks: [[Reading]] = []
+    private(set) var dropped = 0
+    var failingSince: Timestamp?
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    mutating func append(_ readings: [Reading]) {
+        ticks.append(readings)
+        if ticks.count > capacity {
+            ticks.removeFirst(ticks.count - capacity)
+            dropped += 1
+        }
+    }
+
+    mutating func clear() {
+        ticks.removeAll()
+        dropped = 0
+        failingSince = nil
+    }
+}

@@ -50,6 +50,8 @@ private struct Parser {
         let busByName = Dictionary(buses.compactMap { $0 }.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let channels = arrayOfTables(top, "channel", required: true).map { parseChannel($0, namedBuses: namedBuses, buses: busByName) }
         let targets = arrayOfTables(top, "target", required: false).map { parseTarget($0) }
+        var retention = Retention()
+        if top.has("retention"), let t = table(top, "retention") { retention = parseRetention(t) }
         top.rejectUnknownKeys()
         checkUnique(buses.map { $0?.name }, section: "bus", key: "name")
         checkUnique(channels.map { $0?.code }, section: "channel", key: "code")
@@ -57,7 +59,7 @@ private struct Parser {
         checkOverlaps(channels)
         guard let station else { return nil }
         return StationConfig(station: station, buses: buses.compactMap { $0 }, channels: channels.compactMap { $0 },
-                             targets: targets.compactMap { $0 })
+                             targets: targets.compactMap { $0 }, retention: retention)
     }
 
     // MARK: sections
@@ -276,6 +278,37 @@ private struct Parser {
             scan = scan[scan.index(after: close)...]
         }
         return (scheme, authority, path)
+    }
+
+    func parseRetention(_ t: TableReader) -> Retention {
+        defer { t.rejectUnknownKeys() }
+        var r = Retention()
+        r.readingsDays = t.int("readings_days", default: r.readingsDays, range: 1...36_500)!
+        for (key, keyPath) in [("records_days", \Retention.recordsDays), ("files_days", \Retention.filesDays)] {
+            if let days = t.int(key, default: r[keyPath: keyPath], range: 1...36_500) {
+                if days < 60 {
+                    t.error(key, "\(days) is below the circular's minimum of 60 days on the logger; use 60 or more (default 400)")
+                } else {
+                    r[keyPath: keyPath] = days
+                }
+            }
+        }
+        if let raw = t.string("disk_budget") {
+            if let bytes = Self.parseSize(raw), bytes > 0 { r.diskBudgetBytes = bytes } else {
+                t.error("disk_budget", "\"\(raw)\" is not a size like \"500MB\", \"4GB\"")
+            }
+        }
+        return r
+    }
+
+    /// `"500MB"`, `"4GB"`, `"1TB"`, `"800KB"` (powers of 1024).
+    static func parseSize(_ text: String) -> Int64? {
+        let units: [(String, Int64)] = [("KB", 1 << 10), ("MB", 1 << 20), ("GB", 1 << 30), ("TB", 1 << 40)]
+        for (suffix, factor) in units where text.uppercased().hasSuffix(suffix) {
+            guard let n = Int64(text.dropLast(2)), n >= 0, n <= Int64.max / factor else { return nil }
+            return n * factor
+        }
+        return nil
     }
 
     // MARK: cross checks

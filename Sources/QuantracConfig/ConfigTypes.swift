@@ -8,8 +8,23 @@ public struct StationConfig: Sendable {
     /// In file line order.
     public var channels: [ChannelConfig]
     public var targets: [TargetConfig]
+    public var retention: Retention = Retention()
 
     public func bus(named name: String) -> BusConfig? { buses.first { $0.name == name } }
+}
+
+/// How long data is kept (circular: at least 60 days on the logger) and how much disk it may use.
+public struct Retention: Sendable, Hashable {
+    /// Raw polled readings.
+    public var readingsDays = 35
+    /// 5-minute records (and, later, averages).
+    public var recordsDays = 400
+    /// Delivered files in `sent/`. Files still pending for a target are never deleted.
+    public var filesDays = 400
+    /// Space `data_dir` may use, in bytes; nil: the file system's size. Alarms at 80 % and 95 %.
+    public var diskBudgetBytes: Int64?
+
+    public init() {}
 }
 
 public enum StationKind: String, Sendable, CaseIterable {

@@ -23,9 +23,12 @@ public struct Daemon {
     public let config: StationConfig
     public let logger: Logger
     public let wallClock: any WallClock
+    /// The configuration file, journaled with its SHA-256 at start.
+    public let configPath: String?
 
-    public init(config: StationConfig, logger: Logger, wallClock: any WallClock = SystemWallClock()) {
+    public init(config: StationConfig, configPath: String? = nil, logger: Logger, wallClock: any WallClock = SystemWallClock()) {
         self.config = config
+        self.configPath = configPath
         self.logger = logger
         self.wallClock = wallClock
     }
@@ -41,7 +44,9 @@ public struct Daemon {
         defer { withExtendedLifetime(lock) {} }
         let store = try Store(path: (dataDir as NSString).appendingPathComponent("quantrac.sqlite"))
         let outbox = try OutboxDirectory(dataDir: dataDir)
+        outbox.removeStaleTemporaries()
         try await reconcile(store: store, outbox: outbox)
+        try await journalStart(store: store)
 
         let progress = AcquisitionProgress()
         var services: [any Service] = []
@@ -62,6 +67,9 @@ public struct Daemon {
         services.append(RecordService(config: config, store: store, outbox: outbox, progress: progress, signals: signals,
                                       wallClock: wallClock, logger: logger))
         services += senders
+        services.append(RetentionService(retention: config.retention, dataDir: dataDir, store: store, outbox: outbox,
+                                         wallClock: wallClock, logger: logger))
+        services.append(ClockWatch(wallClock: wallClock, store: store, logger: logger))
 
         logger.notice("quantracd starting", metadata: [
             "station": "\(config.station.prefix)", "buses": "\(config.buses.count)", "channels": "\(config.channels.count)",
@@ -70,7 +78,26 @@ public struct Daemon {
         let group = ServiceGroup(configuration: .init(services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
                                                       gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+        try? await store.journal("daemon.stop", "stopped on request", at: wallClock.now())
         logger.notice("quantracd stopped")
+    }
+
+    /// Journals the configuration, the start, and the downtime since the last stored reading; a restart
+    /// is also the "configuration changed" event that resumes queues parked by a refused login.
+    func journalStart(store: Store) async throws {
+        let now = wallClock.now()
+        if let configPath, let data = FileManager.default.contents(atPath: configPath) {
+            try await store.journal("config.loaded", "\(configPath) sha256 \(SHA256.hex(Array(data)))", at: now)
+        }
+        if let last = try await store.lastReadingTime(), now - last > config.station.pollInterval * 2 {
+            try await store.journal("daemon.downtime", "no readings from \(last.milliseconds) to \(now.milliseconds) ms since the epoch "
+                                    + "(\((now - last).wholeMilliseconds / 1000) s); no records are made for that time", at: now)
+        }
+        for target in config.targets where try await store.parkedReason(target: target.name) != nil {
+            try await store.unpark(target: target.name)
+        }
+        try await store.journal("daemon.start", "quantracd started: \(config.buses.count) buses, \(config.channels.count) channels, "
+                                + "\(config.targets.count) targets", at: now)
     }
 
     /// Files fully delivered before a crash but not yet moved to `sent/` are moved now.

@@ -39,10 +39,22 @@ public struct RecordService: Service {
 
     public func run() async throws {
         defer { lane.shutdown() }
+        var failing: String?
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            if try await buildNextReady() == nil {
-                _ = try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(250)) }
+            do {
+                if try await buildNextReady() != nil {
+                    if failing != nil { logger.notice("files are built again") }
+                    failing = nil
+                    continue
+                }
+            } catch {
+                // Disk full, read-only data directory …: nothing is lost (readings stay stored), retry.
+                let text = "\(error)"
+                if failing != text { logger.error("cannot build the next file, retrying: \(text)") }
+                failing = text
             }
+            let pause: Duration = failing == nil ? .milliseconds(250) : .seconds(2)
+            _ = try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
         }
     }
 
@@ -78,9 +90,16 @@ public struct RecordService: Service {
             records.append(try RecordBuilder.record(channel: ch.code, interval: interval, samples: byChannel[ch.code] ?? [], fallback: fallback))
         }
         let file = renderer.render(intervalEnd: interval.end, records: records)
+        // A file once committed is never rewritten, whatever the clock did since.
+        guard try await !store.fileExists(file.name) else {
+            try await store.commitInterval(intervalEnd: interval.end, records: [], fileName: file.name, fileBytes: file.bytes,
+                                           targets: [], now: wallClock.now())
+            logger.warning("interval already has a file; not rebuilt", metadata: ["file": "\(file.name)"])
+            return file.name
+        }
         let outbox = self.outbox
         try await lane.run { _ in try outbox.write(name: file.name, bytes: file.bytes) }
-        try await store.commitInterval(intervalEnd: interval.end, records: records, fileName: file.name, fileSize: file.bytes.count,
+        try await store.commitInterval(intervalEnd: interval.end, records: records, fileName: file.name, fileBytes: file.bytes,
                                        targets: config.targets.map(\.name), now: wallClock.now())
         for s in signals { s.notify() }
         let faults = records.filter { $0.status == .fault }.map(\.channel)

@@ -16,7 +16,10 @@ public struct OutboxDirectory: Sendable {
         for dir in [outbox, sent] {
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         }
-        // A crash mid-write leaves only *.tmp files: they were never published, remove them.
+    }
+
+    /// Removes `*.tmp` files a crash left mid-write (never published). Only the daemon, at start.
+    public func removeStaleTemporaries() {
         for name in (try? FileManager.default.contentsOfDirectory(atPath: outbox)) ?? [] where name.hasSuffix(".tmp") {
             try? FileManager.default.removeItem(atPath: (outbox as NSString).appendingPathComponent(name))
         }
@@ -86,5 +89,13 @@ extension POSIXError {
     }
     init(_ code: POSIXErrorCode, _ what: String) {
         self.init(code, userInfo: [NSLocalizedDescriptionKey: what])
+    }
+}
+
+extension OutboxDirectory {
+    /// Deletes a delivered file from `sent/` (retention). Files in `outbox/` are never touched here.
+    public func removeSent(name: String) throws {
+        let path = (sent as NSString).appendingPathComponent(name)
+        if unlink(path) != 0 && errno != ENOENT { throw POSIXError(errno, "unlink \(path)") }
     }
 }

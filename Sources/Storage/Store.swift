@@ -24,7 +24,7 @@ public struct TargetQueueState: Sendable, Hashable {
 ///
 /// All methods are async and run on GRDB's own serial writer / reader queues, never on the cooperative pool.
 public final class Store: Sendable {
-    private let pool: DatabasePool
+    let pool: DatabasePool
     public let path: String
 
     /// Opens (creating if needed) the database at `path` and applies the migrations.
@@ -89,6 +89,53 @@ public final class Store: Sendable {
                 );
                 CREATE INDEX delivery_pending ON delivery(target, state);
                 CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                """)
+        }
+        m.registerMigration("v2 journal, audit chain, queue order, abandon") { db in
+            try db.execute(sql: """
+                CREATE TABLE delivery2 (
+                    file TEXT NOT NULL REFERENCES file(name),
+                    target TEXT NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'abandoned')),
+                    seq INTEGER NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    last_error TEXT,
+                    last_attempt_ms INTEGER,
+                    sent_ms INTEGER,
+                    note TEXT,
+                    PRIMARY KEY (file, target)
+                );
+                INSERT INTO delivery2 (file, target, state, seq, attempts, last_error, last_attempt_ms, sent_ms)
+                    SELECT d.file, d.target, d.state, f.interval_end, d.attempts, d.last_error, d.last_attempt_ms, d.sent_ms
+                    FROM delivery d JOIN file f ON f.name = d.file;
+                DROP TABLE delivery;
+                ALTER TABLE delivery2 RENAME TO delivery;
+                CREATE INDEX delivery_queue ON delivery(target, state, seq);
+                ALTER TABLE file ADD COLUMN sha256 TEXT;
+                CREATE TABLE journal (
+                    id INTEGER PRIMARY KEY,
+                    time_ms INTEGER NOT NULL,
+                    kind TEXT NOT NULL,
+                    detail TEXT NOT NULL,
+                    user TEXT
+                );
+                CREATE TRIGGER journal_append_only_u BEFORE UPDATE ON journal BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
+                CREATE TRIGGER journal_append_only_d BEFORE DELETE ON journal BEGIN SELECT RAISE(ABORT, 'the journal is append-only'); END;
+                CREATE TABLE chain (
+                    seq INTEGER PRIMARY KEY,
+                    kind TEXT NOT NULL CHECK (kind IN ('interval', 'journal')),
+                    ref TEXT NOT NULL,
+                    digest TEXT NOT NULL,
+                    link TEXT NOT NULL
+                );
+                CREATE TRIGGER chain_append_only_u BEFORE UPDATE ON chain BEGIN SELECT RAISE(ABORT, 'the audit chain is append-only'); END;
+                CREATE TRIGGER chain_append_only_d BEFORE DELETE ON chain BEGIN SELECT RAISE(ABORT, 'the audit chain is append-only'); END;
+                CREATE TABLE target_state (
+                    target TEXT PRIMARY KEY,
+                    parked TEXT,
+                    parked_ms INTEGER,
+                    retry_ms INTEGER
+                );
                 """)
         }
         return m
@@ -163,34 +210,54 @@ public final class Store: Sendable {
         }
     }
 
+    /// True when a file of that name was committed before (its interval must never be built again).
+    public func fileExists(_ name: String) async throws -> Bool {
+        try await pool.read { db in try Int.fetchOne(db, sql: "SELECT 1 FROM file WHERE name = ?", arguments: [name]) != nil }
+    }
+
     /// Commits an interval in one transaction: its records, its file (already durable in the outbox
-    /// directory), one pending delivery per target, and the build mark. Idempotent: committing the same
-    /// interval again replaces records with identical ones and keeps existing delivery states.
-    public func commitInterval(intervalEnd: Int64, records: [ChannelRecord], fileName: String, fileSize: Int,
-                               targets: [String], now: Timestamp) async throws {
-        try await pool.write { db in
-            for r in records {
-                try db.execute(sql: "INSERT OR REPLACE INTO record (interval_end, channel, value, status, valid_count, sample_count) VALUES (?, ?, ?, ?, ?, ?)",
-                               arguments: [intervalEnd, r.channel, r.value, r.status.rawValue, r.validCount, r.sampleCount])
-            }
-            try db.execute(sql: "INSERT OR IGNORE INTO file (name, interval_end, size, created_ms) VALUES (?, ?, ?, ?)",
-                           arguments: [fileName, intervalEnd, fileSize, now.milliseconds])
-            for t in targets {
-                try db.execute(sql: "INSERT OR IGNORE INTO delivery (file, target, state) VALUES (?, ?, 'pending')", arguments: [fileName, t])
-            }
+    /// directory) with its SHA-256, one pending delivery per target at the tail of each queue, the audit
+    /// chain link, and the build mark. Returns false (and changes nothing but the build mark) when the
+    /// file was committed before: committed records and files are immutable.
+    @discardableResult
+    public func commitInterval(intervalEnd: Int64, records: [ChannelRecord], fileName: String, fileBytes: [UInt8],
+                               targets: [String], now: Timestamp) async throws -> Bool {
+        let fileDigest = SHA256.hex(fileBytes)
+        return try await pool.write { db in
             try db.execute(sql: "INSERT INTO meta (key, value) VALUES ('last_built_interval_end', ?) ON CONFLICT(key) DO UPDATE SET value = MAX(value, excluded.value)",
                            arguments: [intervalEnd])
+            try db.execute(sql: "INSERT OR IGNORE INTO file (name, interval_end, size, created_ms, sha256) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [fileName, intervalEnd, fileBytes.count, now.milliseconds, fileDigest])
+            guard db.changesCount == 1 else { return false }
+            for r in records {
+                try db.execute(sql: "INSERT INTO record (interval_end, channel, value, status, valid_count, sample_count) VALUES (?, ?, ?, ?, ?, ?)",
+                               arguments: [intervalEnd, r.channel, r.value, r.status.rawValue, r.validCount, r.sampleCount])
+            }
+            for t in targets {
+                try Self.enqueue(db, file: fileName, target: t)
+            }
+            try AuditChain.append(db, kind: .interval, ref: fileName,
+                                  digest: AuditChain.intervalDigest(records: records, fileName: fileName, fileDigest: fileDigest))
+            return true
         }
+    }
+
+    static func enqueue(_ db: Database, file: String, target: String) throws {
+        try db.execute(sql: """
+            INSERT INTO delivery (file, target, state, seq) VALUES (?, ?, 'pending', (SELECT COALESCE(MAX(seq), 0) + 1 FROM delivery))
+            ON CONFLICT (file, target) DO NOTHING
+            """, arguments: [file, target])
     }
 
     // MARK: outbox
 
-    /// The oldest file still pending for `target` (by interval, then name): the FIFO head.
+    /// The head of `target`'s queue: the file pending longest (FIFO by enqueue order; files are enqueued
+    /// in interval order as they are built, re-sent files at the tail).
     public func nextPending(target: String) async throws -> OutboxEntry? {
         try await pool.read { db in
             try Row.fetchOne(db, sql: """
                 SELECT d.file, f.interval_end, d.attempts FROM delivery d JOIN file f ON f.name = d.file
-                WHERE d.target = ? AND d.state = 'pending' ORDER BY f.interval_end, d.file LIMIT 1
+                WHERE d.target = ? AND d.state = 'pending' ORDER BY d.seq LIMIT 1
                 """, arguments: [target]).map { OutboxEntry(file: $0[0], intervalEnd: $0[1], target: target, attempts: $0[2]) }
         }
     }
@@ -234,8 +301,7 @@ public final class Store: Sendable {
         try await pool.read { db in
             let pending = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM delivery WHERE target = ? AND state = 'pending'", arguments: [target]) ?? 0
             let oldest = try String.fetchOne(db, sql: """
-                SELECT d.file FROM delivery d JOIN file f ON f.name = d.file WHERE d.target = ? AND d.state = 'pending'
-                ORDER BY f.interval_end, d.file LIMIT 1
+                SELECT file FROM delivery WHERE target = ? AND state = 'pending' ORDER BY seq LIMIT 1
                 """, arguments: [target])
             let lastSent = try Int64.fetchOne(db, sql: "SELECT MAX(sent_ms) FROM delivery WHERE target = ?", arguments: [target])
             let lastError = try String.fetchOne(db, sql: "SELECT last_error FROM delivery WHERE target = ? AND last_error IS NOT NULL ORDER BY last_attempt_ms DESC LIMIT 1",

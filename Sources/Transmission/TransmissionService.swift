@@ -62,8 +62,23 @@ public struct TransmissionService: Service {
         defer { uploader.shutdown() }
         var backoff = Duration.seconds(1)
         var failing: String?
+        var storeFailing = false
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            guard let entry = try await store.nextPending(target: target.name) else {
+            let entry: OutboxEntry?
+            do {
+                if let reason = try await store.parkedReason(target: target.name) {
+                    try await waitWhileParked(reason)
+                    continue
+                }
+                entry = try await store.nextPending(target: target.name)
+                storeFailing = false
+            } catch {
+                if !storeFailing { logger.error("cannot read the outbox queue: \(error)") }
+                storeFailing = true
+                await waitOrShutdown(.seconds(5))
+                continue
+            }
+            guard let entry else {
                 await waitOrShutdown(.seconds(5))
                 continue
             }
@@ -73,16 +88,7 @@ public struct TransmissionService: Service {
                     throw UploadError(kind: .rejected, message: "local copy unreadable: \(error)")
                 }
                 try await uploader.upload(name: entry.file, bytes: bytes, directory: directory(for: entry))
-                let done = try? await store.markSent(file: entry.file, target: target.name, at: wallClock.now())
-                if done == true {
-                    do {
-                        try outbox.archive(name: entry.file)
-                        try await store.markArchived(file: entry.file)
-                    } catch {
-                        logger.error("cannot move \(entry.file) to the sent directory: \(error)")
-                    }
-                }
-                logger.debug("sent", metadata: ["file": "\(entry.file)"])
+                await delivered(entry)
                 if failing != nil {
                     logger.notice("uploads succeed again", metadata: ["file": "\(entry.file)"])
                     failing = nil
@@ -90,14 +96,56 @@ public struct TransmissionService: Service {
                 backoff = .seconds(1)
             } catch {
                 try? await store.markFailed(file: entry.file, target: target.name, error: error.message, at: wallClock.now())
+                if error.kind == .authentication {
+                    logger.error("\(error.message); queue parked until the configuration is fixed and quantracd restarted, or `quantrac outbox retry`",
+                                 metadata: ["file": "\(entry.file)", "kind": "\(error.kind)"])
+                    try? await store.park(target: target.name, reason: error.message, at: wallClock.now())
+                    try? await store.journal("outbox.parked", "\(target.name): \(error.message)", at: wallClock.now())
+                    failing = error.message
+                    continue
+                }
                 if failing != error.message {
                     logger.warning("upload failed, will retry: \(error.message)", metadata: ["file": "\(entry.file)", "kind": "\(error.kind)"])
                     failing = error.message
                 }
+                // Rejections retry slowly (at least a minute apart once backed off): the server said no.
                 let cap = error.kind == .transient ? target.retryMax : max(target.retryMax, .seconds(60))
-                let jittered = backoff * Double.random(in: 0.8...1.2)
-                await waitOrShutdown(min(jittered, cap), wakeable: false)
+                await waitForRetry(min(backoff * Double.random(in: 0.8...1.2), cap))
                 backoff = min(backoff * 2, cap)
+            }
+        }
+    }
+
+    /// Marks the delivery done and, once every target has the file, moves it to `sent/`.
+    private func delivered(_ entry: OutboxEntry) async {
+        do {
+            if try await store.markSent(file: entry.file, target: target.name, at: wallClock.now()) {
+                try outbox.archive(name: entry.file)
+                try await store.markArchived(file: entry.file)
+            }
+            logger.debug("sent", metadata: ["file": "\(entry.file)"])
+        } catch {
+            // The upload succeeded; at worst the file is sent again after a restart (same name, same bytes).
+            logger.error("sent \(entry.file) but cannot record it: \(error)")
+        }
+    }
+
+    /// Sleeps through a backoff, ending early when `quantrac outbox retry` asks for it.
+    private func waitForRetry(_ d: Duration) async {
+        let asked = (try? await store.retryRequested(target: target.name)) ?? nil
+        let deadline = ContinuousClock.now + d
+        while ContinuousClock.now < deadline, !Task.isShuttingDownGracefully, !Task.isCancelled {
+            await waitOrShutdown(min(.seconds(1), deadline - ContinuousClock.now), wakeable: false)
+            if let now = try? await store.retryRequested(target: target.name), now != asked { return }
+        }
+    }
+
+    private func waitWhileParked(_ reason: String) async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            await waitOrShutdown(.seconds(1), wakeable: false)
+            if try await store.parkedReason(target: target.name) == nil {
+                logger.notice("queue resumed")
+                return
             }
         }
     }

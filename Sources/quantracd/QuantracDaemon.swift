@@ -33,7 +33,7 @@ struct QuantracDaemon: AsyncParsableCommand {
             throw ExitCode(78)  // EX_CONFIG: systemd's RestartPreventExitStatus
         }
         do {
-            try await Daemon(config: station, logger: logger).run()
+            try await Daemon(config: station, configPath: config, logger: logger).run()
         } catch let error as StartupError {
             printError("quantracd: \(error)")
             throw ExitCode(78)

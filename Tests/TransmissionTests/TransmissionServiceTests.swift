@@ -74,7 +74,7 @@ struct TransmissionServiceTests {
             let end = base + Int64(i + 1) * 300
             let name = "HN_ABCD_NUO001_\(CivilTime(epochSeconds: end, offset: station.utcOffset).compactStamp).txt"
             try outbox.write(name: name, bytes: Array("file \(i)\r\n".utf8))
-            try await store.commitInterval(intervalEnd: end, records: [], fileName: name, fileSize: 8, targets: ["dept"], now: Timestamp(seconds: 0))
+            try await store.commitInterval(intervalEnd: end, records: [], fileName: name, fileBytes: Array("file \(i)\r\n".utf8), targets: ["dept"], now: Timestamp(seconds: 0))
             names.append(name)
         }
         return (store, outbox, names)
