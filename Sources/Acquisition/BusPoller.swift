@@ -35,9 +35,11 @@ public struct BusPoller: Service {
     let progress: AcquisitionProgress
     let wallClock: any WallClock
     let logger: Logger
+    let board: StatusBoard?
 
     public init(bus: ModbusBus, channels: [ChannelConfig], pollInterval: Duration, offset: UTCOffset, store: Store,
-                progress: AcquisitionProgress, wallClock: any WallClock, logger: Logger) {
+                progress: AcquisitionProgress, wallClock: any WallClock, logger: Logger, board: StatusBoard? = nil) {
+        self.board = board
         self.bus = bus
         self.channels = channels
         self.pollInterval = pollInterval
@@ -82,6 +84,7 @@ public struct BusPoller: Service {
             Reading(channel: channels[s.channelIndex].code, time: tick, value: s.value, status: s.status, reason: s.reason)
         }
         buffer.append(readings)
+        board?.record(bus: bus.plan.bus.name, readings: readings)
         do {
             try await store.append(buffer.ticks.flatMap { $0 })
             if let since = buffer.failingSince {
@@ -92,6 +95,7 @@ public struct BusPoller: Service {
                                          at: wallClock.now())
             }
             buffer.clear()
+            board?.update { $0.storageError = nil; $0.storageErrorSinceMs = nil; $0.readingsHeldInMemory = 0 }
             await progress.markStored(bus: bus.plan.bus.name, time: tick)
             logger.debug("tick stored", metadata: ["time": "\(tick.milliseconds)", "readings": "\(readings.count)"])
         } catch {
@@ -99,6 +103,8 @@ public struct BusPoller: Service {
                 logger.error("cannot store readings, holding up to \(buffer.capacity) ticks in memory: \(error)")
                 buffer.failingSince = tick
             }
+            let held = buffer.ticks.map(\.count).reduce(0, +)
+            board?.update { $0.storageError = "\(error)"; $0.storageErrorSinceMs = $0.storageErrorSinceMs ?? tick.milliseconds; $0.readingsHeldInMemory = held }
         }
     }
 }

@@ -17,8 +17,14 @@ public struct CurlError: Error, Sendable, Equatable, CustomStringConvertible {
         public static let quoteRefused = Code(raw: -4)
         /// The server refused the upload or a directory (permission, quota, path).
         public static let remoteRefused = Code(raw: -5)
-        /// TLS or host-key verification failed.
+        /// The server's identity could not be verified: TLS certificate not trusted (or wrong host name),
+        /// pinned public key or SSH host key mismatch, CA file unusable, or the server refused TLS.
         public static let securityFailure = Code(raw: -6)
+        /// The TLS handshake broke off (reset, protocol mismatch such as implicit TLS against a plain port).
+        public static let tlsHandshakeFailed = Code(raw: -7)
+        /// The session could not be set up (`CURLE_FAILED_INIT`; with SFTP: the SSH handshake failed, e.g. no
+        /// common host key algorithm, or the connection dropped during key exchange).
+        public static let sessionSetupFailed = Code(raw: -8)
         /// Anything else, with curl's own code.
         public static func other(_ c: Int32) -> Code { Code(raw: c) }
 
@@ -29,7 +35,9 @@ public struct CurlError: Error, Sendable, Equatable, CustomStringConvertible {
             case .loginDenied: return "login denied"
             case .quoteRefused: return "server refused a command"
             case .remoteRefused: return "server refused the upload"
-            case .securityFailure: return "TLS/host key verification failed"
+            case .securityFailure: return "server identity not verified"
+            case .tlsHandshakeFailed: return "TLS handshake failed"
+            case .sessionSetupFailed: return "session setup failed"
             default: return "curl error \(raw)"
             }
         }
@@ -60,23 +68,48 @@ public struct CurlError: Error, Sendable, Equatable, CustomStringConvertible {
         case CURLE_UPLOAD_FAILED, CURLE_REMOTE_ACCESS_DENIED, CURLE_REMOTE_DISK_FULL, CURLE_REMOTE_FILE_NOT_FOUND,
              CURLE_FTP_COULDNT_USE_REST:
             return .remoteRefused
-        case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CONNECT_ERROR, CURLE_SSL_CACERT_BADFILE,
-             CURLE_USE_SSL_FAILED, CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+        case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_CRL_BADFILE,
+             CURLE_USE_SSL_FAILED, CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_ISSUER_ERROR:
             return .securityFailure
+        case CURLE_SSL_CONNECT_ERROR, CURLE_SSL_SHUTDOWN_FAILED:
+            return .tlsHandshakeFailed
+        case CURLE_FAILED_INIT:
+            return .sessionSetupFailed
         default: return .other(Int32(c.rawValue))
         }
     }
 }
 
 /// One upload: the bytes, where they go and how to publish them.
-public struct CurlUpload: Sendable {
-    /// Full URL of the object to write, e.g. `ftp://127.0.0.1:2121/in/HN_X_Y_20260101000500.txt.part`.
+///
+/// `description` never shows the password.
+public struct CurlUpload: Sendable, CustomStringConvertible {
+    /// Full URL of the object to write, e.g. `ftp://127.0.0.1:2121/in/HN_X_Y_20260101000500.txt.part`
+    /// or `sftp://host:22/in/HN_X_Y_20260101000500.txt.part` (SFTP paths are absolute; `/~/` is the home).
     public var url: String
     public var bytes: [UInt8]
     public var user: String?
     public var password: String?
-    /// Commands sent after a successful transfer (FTP: `RNFR a`, `RNTO b`, relative to the upload directory).
+    /// Commands sent after a successful transfer (FTP: `RNFR a`, `RNTO b`, relative to the upload directory;
+    /// SFTP: `rename /d/a /d/b`, `rm /d/b`, absolute paths). A leading `*` makes curl ignore that command's failure.
     public var postQuote: [String] = []
+    /// FTP: require TLS on control and data connections (`CURLOPT_USE_SSL` = `CURLUSESSL_ALL`): `AUTH TLS`
+    /// on an `ftp://` URL (explicit), TLS from the start on an `ftps://` URL (implicit).
+    public var requireTLS = false
+    /// TLS: PEM file of trusted certificate authorities (`CURLOPT_CAINFO`); nil: the system's store.
+    /// Peer and host name verification are always on.
+    public var caFile: String?
+    /// TLS: `sha256//BASE64` pins of the server's public key, `;`-separated (`CURLOPT_PINNEDPUBLICKEY`).
+    public var pinnedPublicKey: String?
+    /// SSH: base64 SHA-256 of the expected host key (`CURLOPT_SSH_HOST_PUBLIC_KEY_SHA256`); `=` padding optional.
+    public var sshHostKeySHA256: String?
+    /// SSH: a known_hosts file (`CURLOPT_SSH_KNOWNHOSTS`). With libssh2, curl takes the key type of the
+    /// entry for the host and port as the only host key algorithm it offers; the key itself is not compared
+    /// when `sshHostKeySHA256` is set.
+    public var sshKnownHostsFile: String?
+    /// SSH: private key file for public key authentication (`CURLOPT_SSH_PRIVATE_KEYFILE`), without
+    /// passphrase; libssh2 derives the public key from it and reads the file at each new connection.
+    public var sshPrivateKeyFile: String?
     public var createMissingDirectories = true
     /// Time allowed to connect (TCP + TLS + login).
     public var connectTimeout: Duration = .seconds(10)
@@ -86,6 +119,13 @@ public struct CurlUpload: Sendable {
     public init(url: String, bytes: [UInt8]) {
         self.url = url
         self.bytes = bytes
+    }
+
+    /// Whether `url` is an SFTP URL.
+    public var isSSH: Bool { url.lowercased().hasPrefix("sftp://") }
+
+    public var description: String {
+        "\(url) (\(bytes.count) bytes, user \(user ?? "-"), password \(password == nil ? "none" : "set"))"
     }
 }
 
@@ -142,6 +182,29 @@ public final class CurlEasy {
         set(quantrac_curl_setopt_long(handle, CURLOPT_SERVER_RESPONSE_TIMEOUT, max(1, Self.milliseconds(upload.stallTimeout) / 1000)))
         if let user = upload.user { set(quantrac_curl_setopt_string(handle, CURLOPT_USERNAME, user)) }
         if let password = upload.password { set(quantrac_curl_setopt_string(handle, CURLOPT_PASSWORD, password)) }
+        // TLS: verification is never switched off.
+        set(quantrac_curl_setopt_long(handle, CURLOPT_SSL_VERIFYPEER, 1))
+        set(quantrac_curl_setopt_long(handle, CURLOPT_SSL_VERIFYHOST, 2))
+        if upload.requireTLS { set(quantrac_curl_setopt_long(handle, CURLOPT_USE_SSL, Int(CURLUSESSL_ALL.rawValue))) }
+        if let caFile = upload.caFile { set(quantrac_curl_setopt_string(handle, CURLOPT_CAINFO, caFile)) }
+        if let pin = upload.pinnedPublicKey { set(quantrac_curl_setopt_string(handle, CURLOPT_PINNEDPUBLICKEY, pin)) }
+        if upload.isSSH {
+            var auth = 0
+            if upload.sshPrivateKeyFile != nil { auth |= Int(CURLSSH_AUTH_PUBLICKEY) }
+            if upload.password != nil { auth |= Int(CURLSSH_AUTH_PASSWORD) }
+            set(quantrac_curl_setopt_long(handle, CURLOPT_SSH_AUTH_TYPES, auth))
+            if let key = upload.sshPrivateKeyFile {
+                set(quantrac_curl_setopt_string(handle, CURLOPT_SSH_PRIVATE_KEYFILE, key))
+                // Empty: no public key file, libssh2 derives it (otherwise curl looks for ~/.ssh/id_dsa.pub).
+                set(quantrac_curl_setopt_string(handle, CURLOPT_SSH_PUBLIC_KEYFILE, ""))
+            }
+            if let sha256 = upload.sshHostKeySHA256 {
+                set(quantrac_curl_setopt_string(handle, CURLOPT_SSH_HOST_PUBLIC_KEY_SHA256, sha256))
+            }
+            if let knownHosts = upload.sshKnownHostsFile {
+                set(quantrac_curl_setopt_string(handle, CURLOPT_SSH_KNOWNHOSTS, knownHosts))
+            }
+        }
         if !upload.postQuote.isEmpty {
             var list: UnsafeMutablePointer<curl_slist>? = nil
             for command in upload.postQuote { list = curl_slist_append(list, command) }

@@ -227,40 +227,154 @@ private struct Parser {
         if let url {
             parsed = parseURL(url, t)
         }
-        let user = t.string("user")
-        let passwordFile = t.string("password_file")
-        if let passwordFile, !FileManager.default.isReadableFile(atPath: passwordFile) {
-            t.error("password_file", "cannot read \(passwordFile); create it with the account's password (mode 0600)")
+        let scheme = parsed?.0
+
+        /// Reports `key` when present on a target whose scheme it does not apply to; true when it applies.
+        func applies(_ key: String, to schemes: [TargetScheme]) -> Bool {
+            guard t.has(key), let scheme else { return true }
+            if schemes.contains(scheme) { return true }
+            t.markUsed(key)
+            if scheme == .file {
+                t.error(key, "does not apply to a file:// target")
+            } else {
+                t.error(key, "only applies to \(schemes.map { "\($0.rawValue)://" }.joined(separator: " and ")) targets")
+            }
+            return false
         }
-        if parsed?.0 == .file, user != nil || passwordFile != nil {
-            t.error(user != nil ? "user" : "password_file", "does not apply to a file:// target")
+        /// A secret file must exist and be closed to other users (mode & 0o007 == 0).
+        func checkSecretFile(_ key: String, _ path: String, what: String) {
+            var info = stat()
+            guard stat(path, &info) == 0, FileManager.default.isReadableFile(atPath: path) else {
+                t.error(key, "cannot read \(path); create it with \(what) (mode 0600)")
+                return
+            }
+            let mode = info.st_mode & 0o777
+            if mode & 0o007 != 0 {
+                let octal = String(mode, radix: 8)
+                t.error(key, "\(path) is open to other users (mode \(String(repeating: "0", count: max(0, 4 - octal.count)) + octal)); run chmod 600 \(path)")
+            }
         }
+        /// One secret from a file key or a systemd credential key, never both.
+        func secret(fileKey: String, credentialKey: String, what: String, schemes: [TargetScheme]) -> TargetConfig.SecretSource? {
+            let fileApplies = applies(fileKey, to: schemes), credentialApplies = applies(credentialKey, to: schemes)
+            let file = fileApplies ? t.string(fileKey) : nil
+            let credential = credentialApplies ? t.string(credentialKey) : nil
+            if let file { checkSecretFile(fileKey, file, what: what) }
+            if let credential, credential.isEmpty || credential.contains("/") || credential == "." || credential == ".." {
+                t.error(credentialKey, "\"\(credential)\" is not a credential name (LoadCredential=NAME:/path in the systemd unit; no '/')")
+            }
+            if file != nil, credential != nil {
+                t.error(credentialKey, "use either \(fileKey) or \(credentialKey), not both")
+                return nil
+            }
+            if let file { return .file(file) }
+            if let credential { return .credential(credential) }
+            return nil
+        }
+        /// Standard base64 of a 32-byte SHA-256 digest (43 characters, optional `=` padding); nil when malformed.
+        func sha256Base64(_ text: String) -> String? {
+            var body = Substring(text)
+            while body.hasSuffix("=") { body = body.dropLast() }
+            let alphabet = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+            guard body.count == 43, body.allSatisfy({ alphabet.contains($0) }), text.count - body.count <= 1,
+                  Data(base64Encoded: body + "=")?.count == 32 else { return nil }
+            return String(body)
+        }
+
+        let user = applies("user", to: [.ftp, .ftps, .sftp]) ? t.string("user") : nil
+        if scheme == .sftp, user == nil, !t.has("user") { t.error("user", "missing; add user = \"...\" (the SSH account)") }
+        let password = secret(fileKey: "password_file", credentialKey: "password_credential", what: "the account's password",
+                              schemes: [.ftp, .ftps, .sftp])
+        let privateKey = secret(fileKey: "key_file", credentialKey: "key_credential",
+                                what: "the private key (ssh-keygen -t ed25519 -N '' -f FILE)", schemes: [.sftp])
+        if scheme == .sftp, password == nil, privateKey == nil,
+           !["password_file", "password_credential", "key_file", "key_credential"].contains(where: t.has) {
+            t.error("key_file", "missing; an sftp:// target needs key_file (or key_credential), or password_file (or password_credential)")
+        }
+
+        var caFile: String?
+        if applies("ca_file", to: [.ftps]), let path = t.string("ca_file") {
+            if FileManager.default.isReadableFile(atPath: path) { caFile = path } else {
+                t.error("ca_file", "cannot read \(path); it must be the PEM certificate of the authority (or the self-signed certificate) of the server")
+            }
+        }
+        var pinned: String?
+        if applies("pinned_public_key", to: [.ftps]), let raw = t.string("pinned_public_key") {
+            var pins: [String] = []
+            for part in raw.split(separator: ";", omittingEmptySubsequences: false).map({ $0.trimmingCharacters(in: .whitespaces) }) {
+                if part.hasPrefix("sha256//"), let digest = sha256Base64(String(part.dropFirst("sha256//".count))) {
+                    pins.append("sha256//" + digest + "=")
+                } else {
+                    t.error("pinned_public_key", "\"\(part)\" is not sha256//BASE64 (44 characters of base64 after sha256//, several joined by ';')")
+                    pins = []
+                    break
+                }
+            }
+            if !pins.isEmpty { pinned = pins.joined(separator: ";") }
+        }
+        let tls: TargetConfig.FTPSMode = applies("tls", to: [.ftps]) ? t.choice("tls", default: .explicit)! : .explicit
+
+        let hostKeyType: TargetConfig.HostKeyType = applies("host_key_type", to: [.sftp])
+            ? t.choice("host_key_type", default: .ed25519)! : .ed25519
+        var hostKey: String?
+        if applies("host_key_sha256", to: [.sftp]) {
+            if let raw = t.string("host_key_sha256") {
+                let body = raw.hasPrefix("SHA256:") ? String(raw.dropFirst("SHA256:".count)) : raw
+                hostKey = sha256Base64(body)
+                if hostKey == nil {
+                    t.error("host_key_sha256", "\"\(raw)\" is not a SHA256 fingerprint (43 characters of base64, as ssh-keygen -lf prints after SHA256:)")
+                }
+            } else if scheme == .sftp, !t.has("host_key_sha256"), let parsed {
+                let (host, _, portText) = TargetConfig.split(authority: parsed.1)
+                let portOption = portText.map { "-p \($0) " } ?? ""
+                t.error("host_key_sha256", "missing; unknown SSH servers are refused. Get the fingerprint with "
+                        + "`ssh-keyscan \(portOption)-t \(hostKeyType.keyscanType) \(host) | ssh-keygen -lf -`, "
+                        + "check it with the receiver, and set host_key_sha256 = \"SHA256:...\"")
+            }
+        }
+
         let publish: PublishMode = t.choice("publish", default: .rename)!
         let connectTimeout = t.duration("connect_timeout", default: .seconds(10))
         let retryMax = t.duration("retry_max", default: .seconds(60))
         guard let name, let parsed else { return nil }
         return TargetConfig(name: name, scheme: parsed.0, authority: parsed.1, pathTemplate: parsed.2, user: user,
-                            passwordFile: passwordFile, publish: publish, connectTimeout: connectTimeout, retryMax: retryMax)
+                            password: password, privateKey: privateKey, caFile: caFile, pinnedPublicKey: pinned, tls: tls,
+                            hostKeySHA256: hostKey, hostKeyType: hostKeyType, publish: publish,
+                            connectTimeout: connectTimeout, retryMax: retryMax)
     }
 
     private func parseURL(_ url: String, _ t: TableReader) -> (TargetScheme, String, String)? {
+        let forms = "ftp://host[:port]/dir, ftps://host[:port]/dir, sftp://host[:port]/dir or file:///dir"
         guard let sep = url.range(of: "://") else {
-            t.error("url", "\"\(url)\" is not a URL; use ftp://host[:port]/dir or file:///dir")
+            t.error("url", "\"\(url)\" is not a URL; use \(forms)")
             return nil
         }
         let schemeText = String(url[..<sep.lowerBound]).lowercased()
         let rest = String(url[sep.upperBound...])
         guard let scheme = TargetScheme(rawValue: schemeText) else {
-            t.error("url", "scheme \"\(schemeText)\" is not supported; use ftp:// or file://")
+            t.error("url", "scheme \"\(schemeText)\" is not supported; use ftp://, ftps://, sftp:// or file://")
             return nil
         }
         var authority = "", path = rest
-        if scheme == .ftp {
+        if scheme != .file {
             let slash = rest.firstIndex(of: "/") ?? rest.endIndex
             authority = String(rest[..<slash])
             path = String(rest[slash...])
-            if authority.isEmpty { t.error("url", "\"\(url)\" has no host; use ftp://host[:port]/dir") }
-            if authority.contains("@") { t.error("url", "must not contain credentials; use user and password_file") }
+            let (host, _, portText) = TargetConfig.split(authority: authority)
+            if authority.contains("@") {
+                t.error("url", "must not contain credentials; use user and password_file")
+            } else if host.isEmpty {
+                t.error("url", "\"\(url)\" has no host; use \(scheme.rawValue)://host[:port]/dir")
+            } else if let portText, !(Int(portText).map { (1...65535).contains($0) } ?? false) {
+                t.error("url", "port \"\(portText)\" is not a number from 1 to 65535")
+            }
+            if scheme == .sftp {
+                if path.isEmpty {
+                    t.error("url", "\"\(url)\" has no directory; use sftp://host[:port]/absolute/dir (or /~/dir under the account's home)")
+                } else if path.contains(where: { $0.isWhitespace || $0 == "\"" || $0 == "'" || $0 == "\\" }) {
+                    t.error("url", "an sftp:// directory must not contain spaces, quotes or backslashes")
+                }
+            }
         } else if path.isEmpty {
             t.error("url", "\"\(url)\" has no directory; use file:///absolute/dir or file://relative/dir")
         }

@@ -143,21 +143,103 @@ public enum PublishMode: String, Sendable, CaseIterable {
     case direct
 }
 
-public enum TargetScheme: String, Sendable { case ftp, file }
+/// How files reach a target: `ftp://` plain FTP, `ftps://` FTP over TLS (explicit by default),
+/// `sftp://` SSH file transfer, `file://` a local or mounted folder.
+public enum TargetScheme: String, Sendable, CaseIterable { case ftp, ftps, sftp, file }
 
 public struct TargetConfig: Sendable {
+    /// How an `ftps://` target starts TLS.
+    public enum FTPSMode: String, Sendable, CaseIterable {
+        /// Connect in plain text, then `AUTH TLS` before logging in (RFC 4217; port 21 by default).
+        case explicit
+        /// TLS from the first byte (the old "port 990" style).
+        case implicit
+    }
+
+    /// The SSH host key algorithm an `sftp://` target must present; its SHA-256 fingerprint is `host_key_sha256`.
+    /// Named as in `ssh-keyscan` output and `known_hosts` files.
+    public enum HostKeyType: String, Sendable, CaseIterable {
+        case ed25519 = "ssh-ed25519"
+        case ecdsaP256 = "ecdsa-sha2-nistp256"
+        case ecdsaP384 = "ecdsa-sha2-nistp384"
+        case ecdsaP521 = "ecdsa-sha2-nistp521"
+
+        /// The `-t` argument of `ssh-keyscan` that fetches a key of this type.
+        public var keyscanType: String { self == .ed25519 ? "ed25519" : "ecdsa" }
+    }
+
+    /// Where a secret (a password, an SSH private key) comes from. Only the location is part of the
+    /// configuration; the secret itself is read once when the daemon starts.
+    public enum SecretSource: Sendable, Hashable {
+        /// A file (mode 0600 or stricter towards other users; relative paths: working directory).
+        case file(String)
+        /// A systemd credential: the file `$CREDENTIALS_DIRECTORY/NAME` (`LoadCredential=NAME:…` in the unit).
+        case credential(String)
+    }
+
     public var name: String
     public var scheme: TargetScheme
-    /// `host` or `host:port` for FTP; empty for file://.
+    /// `host` or `host:port` (IPv6: `[addr]:port`) for FTP, FTPS and SFTP; empty for file://.
     public var authority: String
     /// Remote directory template with `{prefix}`, `{station}`, `{yyyy}`, `{MM}`, `{dd}`.
+    /// SFTP: an absolute path on the server (`/~/…` is relative to the account's home).
     public var pathTemplate: String
     public var user: String?
-    public var passwordFile: String?
+    /// Where the FTP/FTPS/SFTP password comes from (`password_file` or `password_credential`).
+    public var password: SecretSource?
+    /// Where the SFTP private key comes from (`key_file` or `key_credential`).
+    public var privateKey: SecretSource?
+    /// FTPS: PEM file of the certificate authorities that may sign the server certificate; nil: the system's.
+    public var caFile: String?
+    /// FTPS: `sha256//BASE64` pins of the server's public key (several joined by `;`), checked in addition to the certificate.
+    public var pinnedPublicKey: String?
+    /// FTPS: explicit (`AUTH TLS`) or implicit TLS.
+    public var tls: FTPSMode
+    /// SFTP: base64 SHA-256 fingerprint of the server's host key, without `SHA256:` and without `=` padding.
+    public var hostKeySHA256: String?
+    /// SFTP: the host key algorithm `hostKeySHA256` belongs to.
+    public var hostKeyType: HostKeyType
     public var publish: PublishMode
     public var connectTimeout: Duration
     /// Longest wait between retries after failures (backoff doubles from 1 s up to this).
     public var retryMax: Duration
+
+    /// The password file, if the password comes from one.
+    public var passwordFile: String? {
+        if case .file(let path)? = password { return path }
+        return nil
+    }
+
+    /// The host of `authority` (IPv6 without brackets); empty for file://.
+    public var host: String { Self.split(authority: authority).host }
+
+    /// The port written in the URL, or nil for the scheme's default.
+    public var port: Int? { Self.split(authority: authority).port }
+
+    /// The port actually used: the URL's, else 21 (FTP, explicit FTPS), 990 (implicit FTPS) or 22 (SFTP).
+    public var effectivePort: Int {
+        if let port { return port }
+        switch scheme {
+        case .file: return 0
+        case .ftp: return 21
+        case .ftps: return tls == .implicit ? 990 : 21
+        case .sftp: return 22
+        }
+    }
+
+    /// Splits `host[:port]` or `[v6]:port`; `port` is nil when absent or not a number.
+    static func split(authority: String) -> (host: String, port: Int?, portText: String?) {
+        var host = authority, portText: String?
+        if authority.hasPrefix("["), let close = authority.firstIndex(of: "]") {
+            host = String(authority[authority.index(after: authority.startIndex)..<close])
+            let rest = authority[authority.index(after: close)...]
+            if rest.hasPrefix(":") { portText = String(rest.dropFirst()) }
+        } else if let colon = authority.lastIndex(of: ":") {
+            host = String(authority[..<colon])
+            portText = String(authority[authority.index(after: colon)...])
+        }
+        return (host, portText.flatMap { Int($0) }, portText)
+    }
 
     /// The directory for a file of the interval ending at `intervalEnd`, tokens expanded.
     public func directory(prefix: String, stationCode: String, time: CivilTime) -> String {

@@ -13,8 +13,10 @@ public struct ClockWatch: Service {
     let logger: Logger
     /// Smallest difference reported as a step.
     let threshold: Duration
+    let board: StatusBoard?
 
-    public init(wallClock: any WallClock, store: Store, logger: Logger, threshold: Duration = .seconds(2)) {
+    public init(wallClock: any WallClock, store: Store, logger: Logger, threshold: Duration = .seconds(2), board: StatusBoard? = nil) {
+        self.board = board
         self.wallClock = wallClock
         self.store = store
         self.logger = logger
@@ -31,6 +33,7 @@ public struct ClockWatch: Service {
             if step > threshold || step < .zero - threshold {
                 let text = "wall clock stepped by \(step.wholeMilliseconds) ms (from \(lastWall.milliseconds) to \(wall.milliseconds) ms since the epoch)"
                 logger.warning("\(text)")
+                board?.update { $0.lastClockStep = text }
                 try? await store.journal("clock.step", text, at: wall)
             }
             lastWall = wall

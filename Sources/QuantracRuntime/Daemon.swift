@@ -49,12 +49,15 @@ public struct Daemon {
         try await journalStart(store: store)
 
         let progress = AcquisitionProgress()
-        var services: [any Service] = []
+        let board = StatusBoard(station: config.station.prefix, startedMs: wallClock.now().milliseconds,
+                                channels: config.channels.map { ($0.code, $0.unit, $0.bus) },
+                                buses: config.buses.map(\.name), targets: config.targets.map(\.name))
+        var services: [any Service] = [ControlServer(path: (dataDir as NSString).appendingPathComponent("control.sock"), board: board, logger: logger)]
         for plan in ReadPlan.plans(for: config) {
             let bus = ModbusBus(plan: plan, pollInterval: config.station.pollInterval, logger: logger)
             services.append(BusPoller(bus: bus, channels: config.channels, pollInterval: config.station.pollInterval,
                                       offset: config.station.utcOffset, store: store, progress: progress,
-                                      wallClock: wallClock, logger: logger))
+                                      wallClock: wallClock, logger: logger, board: board))
         }
         var signals: [OutboxSignal] = []
         var senders: [any Service] = []
@@ -62,14 +65,14 @@ public struct Daemon {
             let signal = OutboxSignal()
             signals.append(signal)
             senders.append(TransmissionService(target: target, station: config.station, uploader: try makeUploader(target, index: i),
-                                               store: store, outbox: outbox, signal: signal, wallClock: wallClock, logger: logger))
+                                               store: store, outbox: outbox, signal: signal, wallClock: wallClock, logger: logger, board: board))
         }
         services.append(RecordService(config: config, store: store, outbox: outbox, progress: progress, signals: signals,
-                                      wallClock: wallClock, logger: logger))
+                                      wallClock: wallClock, logger: logger, board: board))
         services += senders
         services.append(RetentionService(retention: config.retention, dataDir: dataDir, store: store, outbox: outbox,
-                                         wallClock: wallClock, logger: logger))
-        services.append(ClockWatch(wallClock: wallClock, store: store, logger: logger))
+                                         wallClock: wallClock, logger: logger, board: board))
+        services.append(ClockWatch(wallClock: wallClock, store: store, logger: logger, board: board))
 
         logger.notice("quantracd starting", metadata: [
             "station": "\(config.station.prefix)", "buses": "\(config.buses.count)", "channels": "\(config.channels.count)",
@@ -108,19 +111,27 @@ public struct Daemon {
         }
     }
 
+    /// Builds the uploader of `target`, reading its credentials now (once; they are never logged).
     func makeUploader(_ target: TargetConfig, index: Int) throws -> any Uploader {
+        let targetPath = "target[\(index)]"
         switch target.scheme {
         case .file:
             return FileUploader(target: target)
-        case .ftp:
-            var password: String?
-            if let file = target.passwordFile {
-                guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
-                    throw StartupError("target[\(index)].password_file: cannot read \(file)")
-                }
-                password = text.trimmingCharacters(in: .newlines)
+        case .ftp, .ftps, .sftp:
+            let credentials: TargetCredentials
+            do {
+                credentials = try TargetCredentials.load(for: target, targetPath: targetPath)
+            } catch {
+                throw StartupError(error.description)
             }
-            return FTPUploader(target: target, password: password, targetPath: "target[\(index)]")
+            guard target.scheme == .sftp else {
+                return FTPUploader(target: target, password: credentials.password, targetPath: targetPath)
+            }
+            do {
+                return try SFTPUploader(target: target, credentials: credentials, targetPath: targetPath)
+            } catch {
+                throw StartupError(error.description)
+            }
         }
     }
 }

@@ -22,11 +22,13 @@ public struct RecordService: Service {
     let signals: [OutboxSignal]
     let wallClock: any WallClock
     let logger: Logger
+    let board: StatusBoard?
     private let renderer: RegulatorFileRenderer
     private let lane = BlockingLane<Void>(name: "records") { () }
 
     public init(config: StationConfig, store: Store, outbox: OutboxDirectory, progress: AcquisitionProgress,
-                signals: [OutboxSignal], wallClock: any WallClock, logger: Logger) {
+                signals: [OutboxSignal], wallClock: any WallClock, logger: Logger, board: StatusBoard? = nil) {
+        self.board = board
         self.config = config
         self.store = store
         self.outbox = outbox
@@ -42,9 +44,10 @@ public struct RecordService: Service {
         var failing: String?
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             do {
-                if try await buildNextReady() != nil {
+                if let name = try await buildNextReady() {
                     if failing != nil { logger.notice("files are built again") }
                     failing = nil
+                    board?.update { $0.lastFile = name; $0.fileError = nil }
                     continue
                 }
             } catch {
@@ -52,6 +55,7 @@ public struct RecordService: Service {
                 let text = "\(error)"
                 if failing != text { logger.error("cannot build the next file, retrying: \(text)") }
                 failing = text
+                board?.update { $0.fileError = text }
             }
             let pause: Duration = failing == nil ? .milliseconds(250) : .seconds(2)
             _ = try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }

@@ -15,9 +15,11 @@ public struct RetentionService: Service {
     let wallClock: any WallClock
     let logger: Logger
     let every: Duration
+    let board: StatusBoard?
 
     public init(retention: Retention, dataDir: String, store: Store, outbox: OutboxDirectory, wallClock: any WallClock,
-                logger: Logger, every: Duration = .seconds(3600)) {
+                logger: Logger, every: Duration = .seconds(3600), board: StatusBoard? = nil) {
+        self.board = board
         self.retention = retention
         self.dataDir = dataDir
         self.store = store
@@ -36,6 +38,7 @@ public struct RetentionService: Service {
                 try await runOnce(lane: lane)
                 let (used, capacity) = try await lane.run { [dataDir, retention] _ in try Self.diskUse(dataDir: dataDir, budget: retention.diskBudgetBytes) }
                 let level = DiskAlarm(used: used, capacity: capacity)
+                board?.update { $0.diskUsedBytes = used; $0.diskCapacityBytes = capacity; $0.diskAlarm = level == .ok ? nil : "\(level)" }
                 if level != alarm {
                     let text = "data_dir uses \(used / 1_048_576) MiB of \(capacity / 1_048_576) MiB (\(Int(Double(used) * 100 / Double(max(1, capacity)))) %): \(level)"
                     if level == .ok { logger.notice("\(text)") } else { logger.warning("\(text)") }

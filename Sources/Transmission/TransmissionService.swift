@@ -36,9 +36,11 @@ public struct TransmissionService: Service {
     let signals: [OutboxSignal]
     let wallClock: any WallClock
     let logger: Logger
+    let board: StatusBoard?
 
     public init(target: TargetConfig, station: Station, uploader: any Uploader, store: Store, outbox: OutboxDirectory,
-                signal: OutboxSignal, wallClock: any WallClock, logger: Logger) {
+                signal: OutboxSignal, wallClock: any WallClock, logger: Logger, board: StatusBoard? = nil) {
+        self.board = board
         self.target = target
         self.station = station
         self.uploader = uploader
@@ -72,6 +74,7 @@ public struct TransmissionService: Service {
                 }
                 entry = try await store.nextPending(target: target.name)
                 storeFailing = false
+                await publishState()
             } catch {
                 if !storeFailing { logger.error("cannot read the outbox queue: \(error)") }
                 storeFailing = true
@@ -101,6 +104,7 @@ public struct TransmissionService: Service {
                                  metadata: ["file": "\(entry.file)", "kind": "\(error.kind)"])
                     try? await store.park(target: target.name, reason: error.message, at: wallClock.now())
                     try? await store.journal("outbox.parked", "\(target.name): \(error.message)", at: wallClock.now())
+                    await publishState()
                     failing = error.message
                     continue
                 }
@@ -110,9 +114,23 @@ public struct TransmissionService: Service {
                 }
                 // Rejections retry slowly (at least a minute apart once backed off): the server said no.
                 let cap = error.kind == .transient ? target.retryMax : max(target.retryMax, .seconds(60))
+                await publishState()
                 await waitForRetry(min(backoff * Double.random(in: 0.8...1.2), cap))
                 backoff = min(backoff * 2, cap)
             }
+        }
+    }
+
+    /// Copies the queue's figures to the status board.
+    private func publishState() async {
+        guard let board, let q = try? await store.queueState(target: target.name) else { return }
+        let parked = try? await store.parkedReason(target: target.name)
+        board.target(target.name) { t in
+            t.pending = q.pending
+            t.oldestPending = q.oldestPending
+            t.lastSuccessMs = q.lastSentMs
+            t.lastError = q.lastError
+            t.parked = parked ?? nil
         }
     }
 

@@ -7,11 +7,13 @@ import Storage
 /// Why an upload failed, typed so the queue can react: retry soon, retry slowly, or wait for a fix.
 public struct UploadError: Error, Sendable, CustomStringConvertible {
     public enum Kind: Sendable, Hashable {
-        /// Network or server trouble that will likely pass (refused, reset, timeout).
+        /// Network or server trouble that will likely pass (refused, reset, timeout, stall, broken TLS handshake).
         case transient
-        /// The server refused this upload (permission, rename not allowed, disk full).
+        /// The server refused this upload (permission, rename not allowed, disk full: FTP 550/552).
         case rejected
-        /// Login refused: nothing will work until the credentials change.
+        /// Login refused, or the server's identity could not be verified (TLS certificate not trusted, pinned
+        /// public key or SSH host key mismatch, TLS refused): nothing will work until the configuration
+        /// (or the server) changes.
         case authentication
     }
     public let kind: Kind
@@ -33,14 +35,21 @@ public protocol Uploader: Sendable {
     func shutdown()
 }
 
-/// FTP through libcurl on a dedicated thread that keeps one easy handle (and so one control connection).
+/// FTP and FTPS through libcurl on a dedicated thread that keeps one easy handle (and so one control
+/// connection, with its TLS session for FTPS).
+///
+/// `ftps://` targets require TLS on the control and the data connection (`CURLUSESSL_ALL`): explicit TLS
+/// (`AUTH TLS` on an `ftp://` URL) by default, implicit TLS (`ftps://` URL) with `tls = "implicit"`.
+/// The certificate and host name are always verified (`ca_file` or the system's CAs), plus the
+/// `pinned_public_key` when set.
 public final class FTPUploader: Uploader {
     private let lane: BlockingLane<CurlEasy>
     private let target: TargetConfig
     private let password: String?
     private let targetPath: String
 
-    /// `targetPath` names the target in messages (`target[0]`).
+    /// `password` is the secret itself (read at start, never logged); `targetPath` names the target in
+    /// messages (`target[0]`). `target.scheme` is `.ftp` or `.ftps`.
     public init(target: TargetConfig, password: String?, targetPath: String) {
         self.target = target
         self.password = password
@@ -55,28 +64,29 @@ public final class FTPUploader: Uploader {
         if !dir.hasSuffix("/") { dir += "/" }
         let rename = target.publish == .rename
         let remoteName = rename ? name + ".part" : name
-        var upload = CurlUpload(url: "ftp://\(target.authority)\(Self.percentEncode(dir))\(Self.percentEncode(remoteName))", bytes: bytes)
+        let tls = target.scheme == .ftps
+        let urlScheme = tls && target.tls == .implicit ? "ftps" : "ftp"
+        var upload = CurlUpload(url: "\(urlScheme)://\(target.authority)\(Self.percentEncode(dir))\(Self.percentEncode(remoteName))",
+                                bytes: bytes)
         upload.user = target.user
         upload.password = password
         upload.connectTimeout = target.connectTimeout
+        upload.requireTLS = tls
+        upload.caFile = target.caFile
+        upload.pinnedPublicKey = target.pinnedPublicKey
         if rename { upload.postQuote = ["RNFR \(remoteName)", "RNTO \(name)"] }
-        let targetPath = self.targetPath, authority = target.authority, request = upload
+        let request = upload
         do {
             try await lane.run { curl in try curl.perform(request) }
         } catch let error as CurlError {
-            switch error.code {
-            case .loginDenied:
-                throw UploadError(kind: .authentication, message: "login to \(authority) refused: \(error)")
-            case .quoteRefused:
-                throw UploadError(kind: .rejected, message: "\(authority) refused to rename \(remoteName) to \(name): \(error); "
-                                  + "if this account may not rename files, set \(targetPath).publish = \"direct\"")
-            case .remoteRefused:
-                throw UploadError(kind: .rejected, message: "\(authority) refused the upload of \(dir)\(remoteName): \(error)")
-            default:
-                throw UploadError(kind: .transient, message: "upload to \(authority) failed: \(error)")
+            var loginHint = ""
+            if error.code == .loginDenied, !tls, error.responseCode == 550 {
+                loginHint = "; a 550 reply to the login usually means the server requires TLS: use an ftps:// URL"
             }
+            throw UploadError.classify(error, target: target, targetPath: targetPath, remoteName: remoteName, finalName: name,
+                                       path: dir + remoteName, loginHint: loginHint)
         } catch {
-            throw UploadError(kind: .transient, message: "upload to \(authority) interrupted: \(error)")
+            throw UploadError(kind: .transient, message: "upload to \(target.authority) interrupted: \(error)")
         }
     }
 
@@ -84,6 +94,41 @@ public final class FTPUploader: Uploader {
         var allowed = CharacterSet.urlPathAllowed
         allowed.remove(charactersIn: ";?#")
         return path.addingPercentEncoding(withAllowedCharacters: allowed) ?? path
+    }
+}
+
+extension UploadError {
+    /// Maps a libcurl failure to what the queue must do, with a message saying what to fix.
+    /// Login refusal and failed identity checks are `.authentication`; refusals of the file, a folder or
+    /// the rename are `.rejected` (a refused rename says to set `publish = "direct"`); the rest is `.transient`.
+    static func classify(_ error: CurlError, target: TargetConfig, targetPath: String, remoteName: String,
+                         finalName: String, path: String, loginHint: String = "") -> UploadError {
+        let authority = target.authority
+        switch error.code {
+        case .loginDenied:
+            return UploadError(kind: .authentication, message: "login to \(authority) refused: \(error)\(loginHint)")
+        case .securityFailure:
+            let fix: String
+            switch target.scheme {
+            case .sftp:
+                fix = "the server's \(target.hostKeyType.rawValue) host key does not match \(targetPath).host_key_sha256; "
+                    + "if the receiver really changed its key, confirm the new fingerprint with them before changing the setting"
+            default:
+                fix = "check \(targetPath).ca_file and \(targetPath).pinned_public_key against the server's certificate"
+            }
+            return UploadError(kind: .authentication, message: "\(authority) could not be verified: \(error); \(fix)")
+        case .quoteRefused:
+            return UploadError(kind: .rejected, message: "\(authority) refused to rename \(remoteName) to \(finalName): \(error); "
+                               + "if this account may not rename files, set \(targetPath).publish = \"direct\"")
+        case .remoteRefused:
+            return UploadError(kind: .rejected, message: "\(authority) refused the upload of \(path): \(error)")
+        case .tlsHandshakeFailed:
+            let other = target.tls == .implicit ? "explicit" : "implicit"
+            return UploadError(kind: .transient, message: "TLS handshake with \(authority) failed: \(error); "
+                               + "if this persists, the server may expect \(other) TLS (\(targetPath).tls)")
+        default:
+            return UploadError(kind: .transient, message: "upload to \(authority) failed: \(error)")
+        }
     }
 }
 

@@ -163,6 +163,7 @@ struct EndToEndTests {
 
         let passwordFile = dir.appendingPathComponent("password")
         try "s3cret\n".write(to: passwordFile, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: passwordFile.path)
         let configFile = dir.appendingPathComponent("station.toml")
         try Self.config(dir: dir, tcpPort: tcp.port, rtuDevice: pty.b, ftpPort: ftp.port, passwordFile: passwordFile)
             .write(to: configFile, atomically: true, encoding: .utf8)

@@ -1,0 +1,106 @@
+import ArgumentParser
+import Foundation
+import QuantracConfig
+import QuantracCore
+import Reporting
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Asks the running daemon for its status over the control socket (`GET /status`).
+enum ControlClient {
+    struct NotRunning: Error, CustomStringConvertible {
+        let path: String
+        let reason: String
+        var description: String { "quantracd is not running for this configuration (control socket \(path): \(reason))" }
+    }
+
+    static func get(_ request: String, socket path: String) throws -> Data {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw NotRunning(path: path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw NotRunning(path: path, reason: "path too long") }
+        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let ok = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard ok == 0 else { throw NotRunning(path: path, reason: String(cString: strerror(errno))) }
+        let req = Array("GET \(request) HTTP/1.0\r\n\r\n".utf8)
+        _ = req.withUnsafeBytes { write(fd, $0.baseAddress, req.count) }
+        var response = [UInt8]()
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = read(fd, &chunk, chunk.count)
+            if n <= 0 { break }
+            response += chunk[0..<n]
+        }
+        guard let split = response.firstRange(of: [13, 10, 13, 10]) else { throw NotRunning(path: path, reason: "no answer") }
+        return Data(response[split.upperBound...])
+    }
+}
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Live status from the running daemon: channels, buses, targets, storage, disk, clock.")
+
+    @Option(name: .long, help: "Station configuration (TOML).")
+    var config: String
+
+    @Flag(name: .long, help: "Print JSON.")
+    var json = false
+
+    func run() async throws {
+        let c = try loadConfig(config)
+        let socket = (c.station.dataDir as NSString).appendingPathComponent("control.sock")
+        let data: Data
+        do {
+            data = try ControlClient.get("/status", socket: socket)
+        } catch {
+            FileHandle.standardError.write(Data("\(error)\n".utf8))
+            throw ExitCode(3)
+        }
+        if json {
+            print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let s = try decoder.decode(StatusBoard.Snapshot.self, from: data)
+        let now = SystemWallClock().now().milliseconds
+        func age(_ ms: Int64?) -> String { ms.map { "\(max(0, now - $0) / 1000)s" } ?? "-" }
+        let offset = c.station.utcOffset
+        print("station \(s.station), running since \(formatLocal(ms: s.startedMs, offset: offset))")
+        print()
+        printTable([["CHANNEL", "VALUE", "UNIT", "STATUS", "AGE", "REASON"]] + s.channels.map { ch in
+            let decimals = c.channels.first { $0.code == ch.code }?.decimals ?? 2
+            return [ch.code, ch.value.map { RegulatorFileRenderer.format($0, decimals: decimals) } ?? "-", ch.unit,
+                    "\(ch.statusCode) \(ch.status)", age(ch.timeMs), ch.reason ?? ""]
+        })
+        print()
+        printTable([["BUS", "LAST TICK", "FAULT CHANNELS"]] + s.buses.map { [$0.name, age($0.lastTickMs), String($0.faultChannels)] })
+        print()
+        printTable([["TARGET", "PENDING", "OLDEST PENDING", "LAST SUCCESS", "LAST ERROR"]] + s.targets.map {
+            [$0.name + ($0.parked != nil ? " (parked)" : ""), String($0.pending), $0.oldestPending ?? "-",
+             formatLocal(ms: $0.lastSuccessMs, offset: offset), $0.lastError ?? "-"]
+        })
+        print()
+        print("last file:   \(s.lastFile ?? "-")" + (s.fileError.map { "  (building fails: \($0))" } ?? ""))
+        if let e = s.storageError {
+            print("STORAGE:     FAILING since \(formatLocal(ms: s.storageErrorSinceMs, offset: offset)): \(e); \(s.readingsHeldInMemory) readings held in memory")
+        } else {
+            print("storage:     ok")
+        }
+        if let used = s.diskUsedBytes, let cap = s.diskCapacityBytes {
+            print("disk:        \(used / 1_048_576) MiB of \(cap / 1_048_576) MiB" + (s.diskAlarm.map { "  ALARM \($0)" } ?? ""))
+        }
+        print("clock:       " + (s.lastClockStep ?? "no step seen"))
+    }
+}
