@@ -33,7 +33,7 @@ public struct TransmissionService: Service {
     let uploader: any Uploader
     let store: Store
     let outbox: OutboxDirectory
-    let signals: [OutboxSignal]
+    let signal: OutboxSignal
     let wallClock: any WallClock
     let logger: Logger
     let board: StatusBoard?
@@ -46,7 +46,7 @@ public struct TransmissionService: Service {
         self.uploader = uploader
         self.store = store
         self.outbox = outbox
-        self.signals = [signal]
+        self.signal = signal
         self.wallClock = wallClock
         var logger = logger
         logger[metadataKey: "target"] = "\(target.name)"
@@ -169,7 +169,7 @@ public struct TransmissionService: Service {
     }
 
     private func waitOrShutdown(_ d: Duration, wakeable: Bool = true) async {
-        let signal = signals[0]
+        let signal = self.signal
         _ = await cancelWhenGracefulShutdown {
             if wakeable { await signal.wait(timeout: d) } else { try? await Task.sleep(for: d) }
         }
