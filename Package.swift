@@ -65,7 +65,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         .executableTarget(name: "quantrac", dependencies: [
-            "QuantracRuntime", "QuantracConfig", "FieldBus", "QuantracCore", "Storage", "Reporting",
+            "QuantracRuntime", "QuantracConfig", "FieldBus", "QuantracCore", "Storage", "Reporting", "Processing",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),

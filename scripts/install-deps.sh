@@ -3,7 +3,8 @@
 # Idempotent: a second run does nothing but check.
 set -euo pipefail
 
-APT_PACKAGES=(pkg-config gcc libc6-dev libmodbus-dev libserialport-dev libcurl4-openssl-dev libsqlite3-dev socat mbpoll)
+APT_PACKAGES=(pkg-config gcc libc6-dev libmodbus-dev libserialport-dev libcurl4-openssl-dev libsqlite3-dev socat mbpoll
+              openssh-server openssh-client openssl)
 PIP_PACKAGES=("pymodbus==3.16.1" "pyftpdlib==2.2.0" "pyserial==3.5" "pyopenssl")
 
 missing=()

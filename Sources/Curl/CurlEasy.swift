@@ -18,8 +18,10 @@ public struct CurlError: Error, Sendable, Equatable, CustomStringConvertible {
         /// The server refused the upload or a directory (permission, quota, path).
         public static let remoteRefused = Code(raw: -5)
         /// The server's identity could not be verified: TLS certificate not trusted (or wrong host name),
-        /// pinned public key or SSH host key mismatch, CA file unusable, or the server refused TLS.
+        /// pinned public key or SSH host key mismatch, CA file unusable.
         public static let securityFailure = Code(raw: -6)
+        /// TLS was required but the server does not offer it (FTP `AUTH TLS` refused).
+        public static let tlsRefused = Code(raw: -9)
         /// The TLS handshake broke off (reset, protocol mismatch such as implicit TLS against a plain port).
         public static let tlsHandshakeFailed = Code(raw: -7)
         /// The session could not be set up (`CURLE_FAILED_INIT`; with SFTP: the SSH handshake failed, e.g. no
@@ -38,6 +40,7 @@ public struct CurlError: Error, Sendable, Equatable, CustomStringConvertible {
             case .securityFailure: return "server identity not verified"
             case .tlsHandshakeFailed: return "TLS handshake failed"
             case .sessionSetupFailed: return "session setup failed"
+            case .tlsRefused: return "server refused TLS"
             default: return "curl error \(raw)"
             }
         }
@@ -69,8 +72,10 @@ public struct CurlError: Error, Sendable, Equatable, CustomStringConvertible {
              CURLE_FTP_COULDNT_USE_REST:
             return .remoteRefused
         case CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE, CURLE_SSL_CRL_BADFILE,
-             CURLE_USE_SSL_FAILED, CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_ISSUER_ERROR:
+             CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_ISSUER_ERROR:
             return .securityFailure
+        case CURLE_USE_SSL_FAILED:
+            return .tlsRefused
         case CURLE_SSL_CONNECT_ERROR, CURLE_SSL_SHUTDOWN_FAILED:
             return .tlsHandshakeFailed
         case CURLE_FAILED_INIT:

@@ -17,34 +17,6 @@ public struct Sample: Sendable, Hashable {
     }
 }
 
-/// An hourly, 8-hour or daily average with everything needed to explain it.
-public struct Average: Sendable, Hashable {
-    public var interval: Interval
-    /// The average (partial, from the valid samples) even when `isValid` is false; nil without valid samples.
-    public var value: Double?
-    public var isValid: Bool
-    public var validCount: Int
-    public var expectedCount: Int
-    public var excluded: [Exclusion: Int]
-    public var min: Double?
-    public var max: Double?
-    /// Above `limit_1h`/`limit_24h` or below `limit_min` (valid averages only).
-    public var exceeds: Bool
-
-    public init(interval: Interval, value: Double?, isValid: Bool, validCount: Int, expectedCount: Int,
-                excluded: [Exclusion: Int], min: Double?, max: Double?, exceeds: Bool) {
-        self.interval = interval
-        self.value = value
-        self.isValid = isValid
-        self.validCount = validCount
-        self.expectedCount = expectedCount
-        self.excluded = excluded
-        self.min = min
-        self.max = max
-        self.exceeds = exceeds
-    }
-}
-
 /// Pure averaging: functions of their inputs and an explicit policy; no clock, no storage.
 public enum Averaging {
     public struct OutOfSpan: Error, CustomStringConvertible {

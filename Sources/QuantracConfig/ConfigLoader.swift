@@ -48,7 +48,7 @@ private struct Parser {
         let namedBuses = Set(busTables.compactMap { $0.table["name"]?.string })
         let buses = busTables.map { parseBus($0, station: station) }
         let busByName = Dictionary(buses.compactMap { $0 }.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let channels = arrayOfTables(top, "channel", required: true).map { parseChannel($0, namedBuses: namedBuses, buses: busByName) }
+        let channels = arrayOfTables(top, "channel", required: true).map { parseChannel($0, namedBuses: namedBuses, buses: busByName, station: station) }
         let targets = arrayOfTables(top, "target", required: false).map { parseTarget($0) }
         var retention = Retention()
         if top.has("retention"), let t = table(top, "retention") { retention = parseRetention(t) }
@@ -57,6 +57,12 @@ private struct Parser {
         checkUnique(channels.map { $0?.code }, section: "channel", key: "code")
         checkUnique(targets.map { $0?.name }, section: "target", key: "name")
         checkOverlaps(channels)
+        let codes = Set(channels.compactMap { $0?.code })
+        for (i, ch) in channels.enumerated() {
+            if let ch, let speed = ch.speedChannel, !codes.contains(speed) {
+                issues.add("channel[\(i)].speed_channel", "\"\(speed)\" is not the code of a [[channel]]")
+            }
+        }
         guard let station else { return nil }
         return StationConfig(station: station, buses: buses.compactMap { $0 }, channels: channels.compactMap { $0 },
                              targets: targets.compactMap { $0 }, retention: retention)
@@ -139,9 +145,18 @@ private struct Parser {
         let recordDelay = t.duration("record_delay", default: .seconds(30))
         let missing: MissingValue = t.choice("missing_value", default: .zero)!
         let lineEnding: LineEnding = t.choice("line_ending", default: .crlf)!
+        let hourFraction = t.double("hour_min_fraction", default: 0.75)
+        if !(hourFraction > 0 && hourFraction <= 1) { t.error("hour_min_fraction", "\(hourFraction) must be above 0 and at most 1 (default 0.75)") }
+        let dayHours = t.int("day_min_hours", default: 18, range: 1...24)!
+        let celsius = t.double("aqi_reference_celsius", default: 25)
+        if !(-50...50).contains(celsius) { t.error("aqi_reference_celsius", "\(celsius) is out of range -50 to 50 (°C; default 25)") }
         guard let prefix, let kind, let dataDir else { return nil }
-        return Station(prefix: prefix, kind: kind, utcOffset: offset, dataDir: dataDir, recordIntervalSeconds: recordSeconds,
-                       pollInterval: poll, recordDelay: recordDelay, missingValue: missing, lineEnding: lineEnding)
+        var station = Station(prefix: prefix, kind: kind, utcOffset: offset, dataDir: dataDir, recordIntervalSeconds: recordSeconds,
+                              pollInterval: poll, recordDelay: recordDelay, missingValue: missing, lineEnding: lineEnding)
+        station.hourMinFraction = hourFraction
+        station.dayMinHours = dayHours
+        station.aqiReferenceCelsius = celsius
+        return station
     }
 
     func parseBus(_ t: TableReader, station: Station?) -> BusConfig? {
@@ -180,7 +195,7 @@ private struct Parser {
         return BusConfig(name: name, transport: transport, timeout: timeout, reconnectMax: reconnectMax, maxRegistersPerRead: maxRegs)
     }
 
-    func parseChannel(_ t: TableReader, namedBuses: Set<String>, buses: [String: BusConfig]) -> ChannelConfig? {
+    func parseChannel(_ t: TableReader, namedBuses: Set<String>, buses: [String: BusConfig], station: Station?) -> ChannelConfig? {
         defer { t.rejectUnknownKeys() }
         let code = t.string("code", required: true)
         if let code, code.isEmpty || code.contains(where: { $0 == "\t" || $0 == "\r" || $0 == "\n" }) {
@@ -212,8 +227,10 @@ private struct Parser {
         let offset = t.double("offset", default: 0)
         let decimals = t.int("decimals", default: 2, range: 0...6)!
         guard let code, let unit, let busName, let address, let type else { return nil }
-        return ChannelConfig(code: code, unit: unit, bus: busName, slave: slave, register: register, address: address,
-                             type: type, byteOrder: byteOrder, scale: scale, offset: offset, decimals: decimals)
+        var channel = ChannelConfig(code: code, unit: unit, bus: busName, slave: slave, register: register, address: address,
+                                    type: type, byteOrder: byteOrder, scale: scale, offset: offset, decimals: decimals)
+        parseAveraging(t, into: &channel, station: station)
+        return channel
     }
 
     func parseTarget(_ t: TableReader) -> TargetConfig? {
@@ -386,8 +403,8 @@ private struct Parser {
                 break
             }
             let token = String(scan[scan.index(after: open)..<close])
-            if !["prefix", "station", "yyyy", "MM", "dd"].contains(token) {
-                t.error("url", "unknown token {\(token)}; use {prefix}, {station}, {yyyy}, {MM} or {dd}")
+            if !["prefix", "station", "yyyy", "MM", "dd", "product"].contains(token) {
+                t.error("url", "unknown token {\(token)}; use {prefix}, {station}, {yyyy}, {MM}, {dd} or {product}")
             }
             scan = scan[scan.index(after: close)...]
         }
@@ -423,6 +440,72 @@ private struct Parser {
             return n * factor
         }
         return nil
+    }
+
+    /// Averaging, validity, limits and AQI keys of a channel.
+    func parseAveraging(_ t: TableReader, into ch: inout ChannelConfig, station: Station?) {
+        var a = AveragePolicy()
+        a.kind = t.choice("average", default: .mean)!
+        a.hourMinFraction = t.double("hour_min_fraction", default: station?.hourMinFraction ?? 0.75)
+        if !(a.hourMinFraction > 0 && a.hourMinFraction <= 1) { t.error("hour_min_fraction", "\(a.hourMinFraction) must be above 0 and at most 1") }
+        a.dayMinHours = t.int("day_min_hours", default: station?.dayMinHours ?? 18, range: 1...24)!
+        a.speedWeighted = t.bool("speed_weighted", default: false)
+        a.limit1h = t.optionalDouble("limit_1h")
+        a.limit24h = t.optionalDouble("limit_24h")
+        a.limitMin = t.optionalDouble("limit_min")
+        ch.speedChannel = t.string("speed_channel")
+        if a.kind == .vector, ch.speedChannel == nil, a.speedWeighted {
+            t.error("speed_weighted", "needs speed_channel = \"<code of the wind-speed channel>\"")
+        }
+        if a.kind != .vector, ch.speedChannel != nil { t.error("speed_channel", "only applies to average = \"vector\"") }
+        ch.averaging = a
+
+        var v = ValidityPolicy()
+        v.validMin = t.optionalDouble("valid_min")
+        v.validMax = t.optionalDouble("valid_max")
+        if let lo = v.validMin, let hi = v.validMax, lo >= hi { t.error("valid_max", "\(hi) must be above valid_min (\(lo))") }
+        v.stuckPolls = t.int("stuck_polls", range: 2...100_000)
+        v.maxRatePerMinute = t.optionalDouble("max_rate")
+        if let r = v.maxRatePerMinute, r <= 0 { t.error("max_rate", "must be above 0 (channel units per minute)") }
+        ch.validity = v
+
+        // VN_AQI: explicit `aqi = "PM2.5"` (or "none"), else inferred from the code at ambient-air stations.
+        let aqiText = t.string("aqi")
+        var pollutant: AQIPollutant?
+        if let aqiText {
+            if aqiText != "none" {
+                pollutant = AQIPollutant(rawValue: aqiText)
+                if pollutant == nil {
+                    t.error("aqi", "\"\(aqiText)\" is not one of none, \(AQIPollutant.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+            }
+        } else if station?.kind == .ambientAir {
+            let key = ch.code.uppercased().filter { $0.isLetter || $0.isNumber }
+            pollutant = ["PM10": .pm10, "PM25": .pm25, "O3": .o3, "CO": .co, "SO2": .so2, "NO2": .no2][key]
+        }
+        if let pollutant {
+            if let factor = Self.microgramFactor(unit: ch.unit, pollutant: pollutant, celsius: station?.aqiReferenceCelsius ?? 25) {
+                ch.aqiPollutant = pollutant
+                ch.aqiFactor = factor
+            } else {
+                t.error(aqiText == nil ? "unit" : "aqi", "cannot convert \"\(ch.unit)\" to µg/m³ for the VN_AQI (\(pollutant.rawValue)); "
+                        + "use µg/Nm3, mg/Nm3\(pollutant.molarMass != nil ? ", ppb or ppm" : ""), or set aqi = \"none\"")
+            }
+        }
+        ch.rolling8h = t.bool("rolling_8h", default: ch.aqiPollutant == .o3 || ch.aqiPollutant == .co)
+    }
+
+    /// Factor from a channel unit to µg/m³ (ppb/ppm at `celsius` and 1 atm); nil when not convertible.
+    static func microgramFactor(unit: String, pollutant: AQIPollutant, celsius: Double) -> Double? {
+        let u = unit.lowercased().replacingOccurrences(of: "³", with: "3").replacingOccurrences(of: "μ", with: "µ")
+        switch u {
+        case "µg/m3", "µg/nm3", "ug/m3", "ug/nm3": return 1
+        case "mg/m3", "mg/nm3": return 1000
+        case "ppb", "ppm":
+            guard let m = pollutant.molarMass else { return nil }
+            return m / (22.414 * (273.15 + celsius) / 273.15) * (u == "ppm" ? 1000 : 1)
+        default: return nil
+        }
     }
 
     // MARK: cross checks

@@ -61,6 +61,11 @@ public struct Station: Sendable {
     public var recordDelay: Duration
     public var missingValue: MissingValue
     public var lineEnding: LineEnding
+    /// Station defaults for averages' completeness (channels may override).
+    public var hourMinFraction: Double = 0.75
+    public var dayMinHours: Int = 18
+    /// Temperature for ppb → µg/m³ conversions (°C).
+    public var aqiReferenceCelsius: Double = 25
 
     /// The station code: the last part of the prefix (`NUO001`).
     public var stationCode: String { String(prefix.split(separator: "_").last ?? Substring(prefix)) }
@@ -134,6 +139,17 @@ public struct ChannelConfig: Sendable {
     public var scale: Double
     public var offset: Double
     public var decimals: Int
+    /// How hourly and daily averages are formed, their completeness thresholds and limits.
+    public var averaging = AveragePolicy()
+    /// Plausibility checks that exclude records from averages (never from the 5-minute files).
+    public var validity = ValidityPolicy()
+    /// For `average = "vector"`: the code of the paired wind-speed channel.
+    public var speedChannel: String?
+    /// The VN_AQI pollutant this channel measures (ambient air), and the factor to µg/m³.
+    public var aqiPollutant: AQIPollutant?
+    public var aqiFactor: Double = 1
+    /// Also compute 8-hour rolling means (O3, CO).
+    public var rolling8h = false
 }
 
 public enum PublishMode: String, Sendable, CaseIterable {
@@ -177,6 +193,8 @@ public struct TargetConfig: Sendable {
         case credential(String)
     }
 
+    /// What the target receives: `5m` (the regulator's 5-minute files), `1h` and `24h` average files.
+    public var products: [String] = ["5m"]
     public var name: String
     public var scheme: TargetScheme
     /// `host` or `host:port` (IPv6: `[addr]:port`) for FTP, FTPS and SFTP; empty for file://.

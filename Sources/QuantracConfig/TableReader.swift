@@ -76,6 +76,22 @@ final class TableReader {
         return def
     }
 
+    func bool(_ key: String, default def: Bool) -> Bool {
+        guard let v = value(key) else { return def }
+        guard let b = v.bool else {
+            error(key, "must be true or false, found \(typeName(v))")
+            return def
+        }
+        return b
+    }
+
+    /// A finite number, or nil when the key is absent.
+    func optionalDouble(_ key: String) -> Double? {
+        guard has(key) else { return nil }
+        let d = double(key, default: .nan)
+        return d.isNaN ? nil : d
+    }
+
     /// A string that must be one of an enum's raw values.
     func choice<E: RawRepresentable & CaseIterable>(_ key: String, required: Bool = false, default def: E? = nil,
                                                     caseInsensitive: Bool = false) -> E? where E.RawValue == String {

@@ -15,6 +15,8 @@ public enum AverageKind: String, Sendable, CaseIterable, Codable {
 /// Why a record was left out of an average. Excluded data is never deleted, only counted.
 public enum Exclusion: String, Sendable, CaseIterable, Codable, Comparable {
     case calibrating, fault, missing, range, stuck, rate, corrected
+    /// An hour (in a day or an 8-hour mean) whose own average failed its completeness rule.
+    case incomplete
 
     public static func < (a: Exclusion, b: Exclusion) -> Bool { a.rawValue < b.rawValue }
 }
@@ -34,6 +36,34 @@ public struct AveragePolicy: Sendable, Hashable {
     public var limitMin: Double?
 
     public init() {}
+}
+
+/// An hourly, 8-hour or daily average with everything needed to explain it.
+public struct Average: Sendable, Hashable {
+    public var interval: Interval
+    /// The average (partial, from the valid samples) even when `isValid` is false; nil without valid samples.
+    public var value: Double?
+    public var isValid: Bool
+    public var validCount: Int
+    public var expectedCount: Int
+    public var excluded: [Exclusion: Int]
+    public var min: Double?
+    public var max: Double?
+    /// Above `limit_1h`/`limit_24h` or below `limit_min` (valid averages only).
+    public var exceeds: Bool
+
+    public init(interval: Interval, value: Double?, isValid: Bool, validCount: Int, expectedCount: Int,
+                excluded: [Exclusion: Int], min: Double?, max: Double?, exceeds: Bool) {
+        self.interval = interval
+        self.value = value
+        self.isValid = isValid
+        self.validCount = validCount
+        self.expectedCount = expectedCount
+        self.excluded = excluded
+        self.min = min
+        self.max = max
+        self.exceeds = exceeds
+    }
 }
 
 /// Per-channel plausibility checks on 5-minute records (and the polls behind them).

@@ -33,13 +33,18 @@ public struct ChannelRecord: Sendable, Hashable {
     public var validCount: Int
     /// All samples stored for the interval.
     public var sampleCount: Int
+    /// A failed plausibility check (range, stuck, rate): the record stays as it is in the file but is
+    /// left out of averages.
+    public var flag: Exclusion?
 
-    public init(channel: String, intervalEnd: Int64, value: Double, status: InstrumentStatus, validCount: Int, sampleCount: Int) {
+    public init(channel: String, intervalEnd: Int64, value: Double, status: InstrumentStatus, validCount: Int, sampleCount: Int,
+                flag: Exclusion? = nil) {
         self.channel = channel
         self.intervalEnd = intervalEnd
         self.value = value
         self.status = status
         self.validCount = validCount
         self.sampleCount = sampleCount
+        self.flag = flag
     }
 }

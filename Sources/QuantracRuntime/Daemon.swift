@@ -70,9 +70,13 @@ public struct Daemon {
         services.append(RecordService(config: config, store: store, outbox: outbox, progress: progress, signals: signals,
                                       wallClock: wallClock, logger: logger, board: board))
         services += senders
+        services.append(AveragesService(calculator: AverageCalculator(config: config, store: store), outbox: outbox,
+                                        productTargets: productTargets(), signals: signals, wallClock: wallClock, logger: logger))
         services.append(RetentionService(retention: config.retention, dataDir: dataDir, store: store, outbox: outbox,
                                          wallClock: wallClock, logger: logger, board: board))
         services.append(ClockWatch(wallClock: wallClock, store: store, logger: logger, board: board))
+        // Last in the group, so first to hear of a graceful shutdown (sends STOPPING=1 at once).
+        services.append(SystemdNotifier(board: board, pollInterval: config.station.pollInterval, logger: logger))
 
         logger.notice("quantracd starting", metadata: [
             "station": "\(config.station.prefix)", "buses": "\(config.buses.count)", "channels": "\(config.channels.count)",
@@ -83,6 +87,15 @@ public struct Daemon {
         try await group.run()
         try? await store.journal("daemon.stop", "stopped on request", at: wallClock.now())
         logger.notice("quantracd stopped")
+    }
+
+    /// Target names per average product (`1h`, `24h`).
+    func productTargets() -> [String: [String]] {
+        var out: [String: [String]] = [:]
+        for t in config.targets {
+            for p in t.products where p != "5m" { out[p, default: []].append(t.name) }
+        }
+        return out
     }
 
     /// Journals the configuration, the start, and the downtime since the last stored reading; a restart

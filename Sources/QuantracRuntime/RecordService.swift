@@ -81,6 +81,20 @@ public struct RecordService: Service {
         return low >= end
     }
 
+    /// The channel's plausibility checks (range, stuck, rate of change) for a new record.
+    func plausibility(of record: ChannelRecord, channel ch: ChannelConfig, polls: [Reading], interval: Interval) async throws -> Exclusion? {
+        let v = ch.validity
+        guard record.status == .measuring, v.validMin != nil || v.validMax != nil || v.stuckPolls != nil || v.maxRatePerMinute != nil else {
+            return nil
+        }
+        var history = polls
+        if let n = v.stuckPolls, n > 1 {
+            history = try await store.readings(channel: ch.code, before: Timestamp(seconds: interval.start), limit: n - 1) + polls
+        }
+        let previous = v.maxRatePerMinute == nil ? nil : try await store.lastGoodRecord(channel: ch.code, before: interval.end)
+        return Validity.check(record: record, previous: previous, polls: history, policy: v)
+    }
+
     /// Builds, writes and commits one interval. Idempotent: the same readings give the same bytes.
     func build(_ interval: Interval) async throws -> String {
         let readings = try await store.readings(in: interval)
@@ -91,7 +105,9 @@ public struct RecordService: Service {
             if config.station.missingValue == .last {
                 fallback = try await store.lastValidRecordValue(channel: ch.code, before: interval.end) ?? 0
             }
-            records.append(try RecordBuilder.record(channel: ch.code, interval: interval, samples: byChannel[ch.code] ?? [], fallback: fallback))
+            var record = try RecordBuilder.record(channel: ch.code, interval: interval, samples: byChannel[ch.code] ?? [], fallback: fallback)
+            record.flag = try await plausibility(of: record, channel: ch, polls: byChannel[ch.code] ?? [], interval: interval)
+            records.append(record)
         }
         let file = renderer.render(intervalEnd: interval.end, records: records)
         // A file once committed is never rewritten, whatever the clock did since.
@@ -104,7 +120,7 @@ public struct RecordService: Service {
         let outbox = self.outbox
         try await lane.run { _ in try outbox.write(name: file.name, bytes: file.bytes) }
         try await store.commitInterval(intervalEnd: interval.end, records: records, fileName: file.name, fileBytes: file.bytes,
-                                       targets: config.targets.map(\.name), now: wallClock.now())
+                                       targets: config.targets.filter { $0.products.contains("5m") }.map(\.name), now: wallClock.now())
         for s in signals { s.notify() }
         let faults = records.filter { $0.status == .fault }.map(\.channel)
         logger.info("file ready", metadata: ["file": "\(file.name)", "channels": "\(records.count)",

@@ -27,10 +27,13 @@ public final class FaultyFTPPeer: @unchecked Sendable {
         case reject550 = "550"
         /// Answer STOR with 552 (storage allocation exceeded).
         case reject552 = "552"
-        /// Answer PASS with 530; sessions logged in before are closed once idle.
+        /// Answer PASS with 530; sessions logged in before are closed (FIN) once idle.
         case refuseLogin530 = "530"
         /// Accept STOR (150), then neither read the data nor answer until the mode changes.
         case stall
+        /// Behave like `.ok`, but close every idle logged-in session with "421 Control connection timed
+        /// out." (a server's idle timeout): a cached control connection is never usable.
+        case idle421
     }
 
     /// One `EVENT` line of the server log.

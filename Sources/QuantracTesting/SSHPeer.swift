@@ -9,31 +9,92 @@ import Darwin
 
 // MARK: - Command-line tools
 
-/// Runs a short-lived tool (`ssh-keygen`, `openssl`, `sh -c …`) to completion and returns its stdout.
-/// Throws with the tool's output if it exits non-zero or runs longer than `timeout`. Logs go to `dir`.
+/// Runs a short-lived tool (`ssh-keygen`, `ssh-keyscan`, `openssl`, `sh -c …`) to completion and returns
+/// its stdout. Throws with the tool's output if it exits non-zero or runs longer than `timeout` (then it
+/// is killed). stdout and stderr are kept as `<label>-N.stdout` / `.stderr` in `dir`.
+///
+/// Uses `posix_spawnp` and `waitpid` directly rather than Foundation's `Process`: OpenSSH tools close every
+/// inherited descriptor at start (`closefrom`), which defeats Foundation's child monitoring on Linux — the
+/// exited `ssh-keyscan` stayed a zombie and `Process` never reported its end. The child starts with an
+/// empty signal mask and default dispositions.
 @discardableResult
 public func runTool(_ executable: String, _ arguments: [String], in dir: URL, label: String? = nil,
                     timeout: Duration = .seconds(30)) throws -> String {
     guard let url = TestProcess.findExecutable(executable) else {
         throw TestHarnessError("\(executable) not found (apt-get install openssh-client openssh-server openssl)")
     }
-    let process = try TestProcess(executable: url, arguments: arguments, logDirectory: dir,
-                                  label: label ?? url.lastPathComponent)
-    guard let status = process.waitForExit(timeout: timeout) else {
-        process.stop()
-        throw TestHarnessError("\(process.label) did not finish within \(timeout)\n" + process.logReport())
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let stem = "\(label ?? url.lastPathComponent)-\(toolCounter.next())"
+    let out = dir.appendingPathComponent("\(stem).stdout"), err = dir.appendingPathComponent("\(stem).stderr")
+    let commandLine = ([url.path] + arguments).joined(separator: " ")
+
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 1, out.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    posix_spawn_file_actions_addopen(&actions, 2, err.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    defer { posix_spawnattr_destroy(&attributes) }
+    var noSignals = sigset_t(), allSignals = sigset_t()
+    sigemptyset(&noSignals)
+    sigfillset(&allSignals)
+    posix_spawnattr_setsigmask(&attributes, &noSignals)
+    posix_spawnattr_setsigdefault(&attributes, &allSignals)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+    let argv: [UnsafeMutablePointer<CChar>?] = ([url.path] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid: pid_t = 0
+    let spawned = posix_spawn(&pid, url.path, &actions, &attributes, argv, environ)
+    guard spawned == 0 else {
+        throw TestHarnessError("cannot launch \(commandLine): \(String(cString: strerror(spawned)))")
     }
-    guard status == 0 else {
-        throw TestHarnessError("\(process.label) failed (\(process.exitDescription))\n" + process.logReport())
+    func report() -> String {
+        let stdout = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
+        let stderr = (try? String(contentsOf: err, encoding: .utf8)) ?? ""
+        return "--- \(commandLine)\n--- stdout:\n\(stdout)\n--- stderr:\n\(stderr)\n--- end"
     }
-    return process.stdoutText
+    var status: Int32 = 0
+    let deadline = ContinuousClock.now.advanced(by: timeout)
+    while waitpid(pid, &status, WNOHANG) == 0 {
+        if ContinuousClock.now >= deadline {
+            kill(pid, SIGKILL)
+            waitpid(pid, &status, 0)
+            throw TestHarnessError("\(stem) did not finish within \(timeout)\n" + report())
+        }
+        Thread.sleep(forTimeInterval: 0.01)
+    }
+    // WIFEXITED / WEXITSTATUS are macros Swift cannot import.
+    let exitedNormally = status & 0x7f == 0, exitCode = (status >> 8) & 0xff
+    guard exitedNormally, exitCode == 0 else {
+        throw TestHarnessError("\(stem) failed (\(exitedNormally ? "exit status \(exitCode)" : "signal \(status & 0x7f)"))\n" + report())
+    }
+    return (try? String(contentsOf: out, encoding: .utf8)) ?? ""
+}
+
+/// Numbers the log files of `runTool` within this test process.
+private let toolCounter = ToolCounter()
+
+private final class ToolCounter: @unchecked Sendable {
+    // Invariant for @unchecked Sendable: `value` is only touched under `lock`.
+    private let lock = NSLock()
+    private var value = 0
+
+    func next() -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        value += 1
+        return value
+    }
 }
 
 // MARK: - SSH
 
 /// An OpenSSH server (`/usr/sbin/sshd -D -e`) on 127.0.0.1 with its own configuration, host keys and
-/// authorized keys under `dir`, serving SFTP through `internal-sftp` (which logs every open, remove and
-/// rename at INFO). Logins as the user running the tests: with `clientKey`, or by password (refused
+/// authorized keys under `dir`, serving SFTP through OpenSSH's `sftp-server`, which logs every open,
+/// mkdir, remove and rename to `dir/sftp-server.log` (`sftpLog`). Logins as the user running the tests: with `clientKey`, or by password (refused
 /// unless that account has a password sshd accepts; `UsePAM no`).
 ///
 /// Needs `openssh-server` and `openssh-client`; as root, `/run/sshd` is created if missing.
@@ -46,7 +107,8 @@ public final class SSHPeer: @unchecked Sendable {
     public let port: Int
     /// The account to log in as (the user running the tests).
     public let user: String
-    /// Private key (ed25519, no passphrase, mode 0600) whose public half is in `authorizedKeysFile`.
+    /// Private key (ed25519, no passphrase, mode 0600) whose public half is in `authorizedKeysFile`
+    /// (there is no `.pub` file next to it).
     public let clientKey: URL
     /// The server's `AuthorizedKeysFile`.
     public let authorizedKeysFile: URL
@@ -100,6 +162,8 @@ public final class SSHPeer: @unchecked Sendable {
         try runTool("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "quantrac-test-client", "-f", clientKey.path], in: dir)
         let authorized = dir.appendingPathComponent("authorized_keys")
         try FileManager.default.copyItem(at: clientKey.appendingPathExtension("pub"), to: authorized)
+        // Only the private key stays: the client must derive the public key from it.
+        try FileManager.default.removeItem(at: clientKey.appendingPathExtension("pub"))
 
         var lastError: (any Error)?
         for _ in 0..<5 {
@@ -115,7 +179,9 @@ public final class SSHPeer: @unchecked Sendable {
                 "PidFile none",
                 "UseDNS no",
                 "LogLevel VERBOSE",
-                "Subsystem sftp internal-sftp -l INFO",
+                // sftp-server (what internal-sftp runs in-process) started by the account's shell, so its
+                // log (-e: stderr) can go to a file; internal-sftp logs only to syslog or to the client.
+                "Subsystem sftp /usr/lib/openssh/sftp-server -e -l INFO 2>>\(dir.appendingPathComponent("sftp-server.log").path)",
             ]).joined(separator: "\n") + "\n").write(to: config, atomically: true, encoding: .utf8)
             let process = try TestProcess(executable: URL(fileURLWithPath: sshd), arguments: ["-D", "-e", "-f", config.path],
                                           logDirectory: dir, label: "sshd")
@@ -154,12 +220,18 @@ public final class SSHPeer: @unchecked Sendable {
         return try Self.fingerprint(ofPublicKey: file, in: directory)
     }
 
-    /// sshd's log so far.
+    /// sshd's log so far (connections, logins), lines ending in CR LF. Lines of the pre-authentication
+    /// processes (refused logins, closed connections) may arrive late; read them after `stop()`.
     public var log: String { process.stderrText }
 
-    /// Number of successful logins in the log so far (one per SSH connection).
+    /// sftp-server's log so far: one line per file operation, e.g. `rename old "/d/a.part" new "/d/a"`.
+    public var sftpLog: String {
+        (try? String(contentsOf: directory.appendingPathComponent("sftp-server.log"), encoding: .utf8)) ?? ""
+    }
+
+    /// Number of successful logins in the log so far (one per SSH connection); exact after `stop()`.
     public var acceptedLogins: Int {
-        log.split(separator: "\n").filter { $0.contains("Accepted publickey") || $0.contains("Accepted password") }.count
+        log.split(whereSeparator: \.isNewline).filter { $0.contains("Accepted publickey") || $0.contains("Accepted password") }.count
     }
 
     /// Stops sshd (SIGTERM, then SIGKILL after 2 s). Safe to call more than once.

@@ -19,7 +19,8 @@ public enum AuditChain {
     public static func intervalDigest(records: [ChannelRecord], fileName: String, fileDigest: String) -> String {
         var text = ""
         for r in records.sorted(by: { $0.channel < $1.channel }) {
-            text += "\(r.channel)\t\(String(r.value.bitPattern, radix: 16))\t\(r.status.rawValue)\t\(r.validCount)\t\(r.sampleCount)\n"
+            text += "\(r.channel)\t\(String(r.value.bitPattern, radix: 16))\t\(r.status.rawValue)\t\(r.validCount)\t\(r.sampleCount)"
+                + (r.flag.map { "\t\($0.rawValue)" } ?? "") + "\n"
         }
         text += "file\t\(fileName)\t\(fileDigest)\n"
         return SHA256.hex(text)

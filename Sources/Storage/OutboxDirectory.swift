@@ -20,14 +20,18 @@ public struct OutboxDirectory: Sendable {
 
     /// Removes `*.tmp` files a crash left mid-write (never published). Only the daemon, at start.
     public func removeStaleTemporaries() {
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: outbox)) ?? [] where name.hasSuffix(".tmp") {
-            try? FileManager.default.removeItem(atPath: (outbox as NSString).appendingPathComponent(name))
+        let e = FileManager.default.enumerator(atPath: outbox)
+        while let name = e?.nextObject() as? String {
+            if name.hasSuffix(".tmp") { try? FileManager.default.removeItem(atPath: (outbox as NSString).appendingPathComponent(name)) }
         }
     }
 
     /// Writes `bytes` as `outbox/name` atomically and durably (blocking file I/O; small files).
+    /// `name` may carry a product folder (`1h/NAME`), created as needed.
     public func write(name: String, bytes: [UInt8]) throws {
-        try Self.writeDurably(bytes: bytes, to: (outbox as NSString).appendingPathComponent(name))
+        let path = (outbox as NSString).appendingPathComponent(name)
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try Self.writeDurably(bytes: bytes, to: path)
     }
 
     /// The bytes of a file, from the outbox or, once delivered, from the sent directory.
@@ -44,9 +48,11 @@ public struct OutboxDirectory: Sendable {
         let from = (outbox as NSString).appendingPathComponent(name)
         let to = (sent as NSString).appendingPathComponent(name)
         guard FileManager.default.fileExists(atPath: from) else { return }
+        let toDir = (to as NSString).deletingLastPathComponent
+        try FileManager.default.createDirectory(atPath: toDir, withIntermediateDirectories: true)
         guard rename(from, to) == 0 else { throw POSIXError(errno, "rename \(from) → \(to)") }
-        try Self.fsyncDirectory(sent)
-        try Self.fsyncDirectory(outbox)
+        try Self.fsyncDirectory(toDir)
+        try Self.fsyncDirectory((from as NSString).deletingLastPathComponent)
     }
 
     /// Writes `path.tmp`, fsyncs it, renames it over `path` and fsyncs the directory.

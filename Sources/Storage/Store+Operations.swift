@@ -193,16 +193,18 @@ extension Store {
                     }
                 case .interval:
                     report.intervals += 1
-                    guard let f = try Row.fetchOne(db, sql: "SELECT interval_end, sha256, archived FROM file WHERE name = ?", arguments: [ref]) else {
+                    guard let f = try Row.fetchOne(db, sql: "SELECT interval_end, sha256, archived, product FROM file WHERE name = ?", arguments: [ref]) else {
                         return broken("the file's row was deleted")
                     }
                     let end: Int64 = f[0], fileDigest: String = f[1] ?? "", fileRemoved = (f[2] as Int) == 2
-                    if end < recordsPruned || fileRemoved { report.pruned += 1 }
-                    if end >= recordsPruned {
-                        let records = try Row.fetchAll(db, sql: "SELECT channel, value, status, valid_count, sample_count FROM record WHERE interval_end = ?",
+                    // Average files (1h, 24h) chain their bytes only: averages may be recomputed, files never change.
+                    let isRecordFile = (f[3] as String) == "5m"
+                    if (end < recordsPruned && isRecordFile) || fileRemoved { report.pruned += 1 }
+                    if end >= recordsPruned, isRecordFile {
+                        let records = try Row.fetchAll(db, sql: "SELECT channel, value, status, valid_count, sample_count, flag FROM record WHERE interval_end = ?",
                                                        arguments: [end]).map {
                             ChannelRecord(channel: $0[0], intervalEnd: end, value: $0[1], status: InstrumentStatus(rawValue: $0[2]) ?? .fault,
-                                          validCount: $0[3], sampleCount: $0[4])
+                                          validCount: $0[3], sampleCount: $0[4], flag: ($0[5] as String?).flatMap(Exclusion.init(rawValue:)))
                         }
                         if AuditChain.intervalDigest(records: records, fileName: ref, fileDigest: fileDigest) != digest {
                             return broken("stored records or file digest of interval \(end) were edited")

@@ -138,6 +138,45 @@ public final class Store: Sendable {
                 );
                 """)
         }
+        m.registerMigration("v3 averages, AQI, corrections, record flags") { db in
+            try db.execute(sql: """
+                ALTER TABLE record ADD COLUMN flag TEXT;
+                CREATE TABLE average (
+                    channel TEXT NOT NULL,
+                    period TEXT NOT NULL CHECK (period IN ('1h', '8h', '24h')),
+                    period_end INTEGER NOT NULL,
+                    value REAL,
+                    valid INTEGER NOT NULL,
+                    valid_count INTEGER NOT NULL,
+                    expected_count INTEGER NOT NULL,
+                    excluded TEXT NOT NULL,
+                    min REAL,
+                    max REAL,
+                    exceeds INTEGER NOT NULL,
+                    computed_ms INTEGER NOT NULL,
+                    PRIMARY KEY (channel, period, period_end)
+                ) WITHOUT ROWID;
+                CREATE INDEX average_period ON average(period, period_end);
+                CREATE TABLE aqi (
+                    period TEXT NOT NULL CHECK (period IN ('1h', '24h')),
+                    period_end INTEGER NOT NULL,
+                    aqi INTEGER,
+                    dominant TEXT,
+                    sub_indices TEXT NOT NULL,
+                    computed_ms INTEGER NOT NULL,
+                    PRIMARY KEY (period, period_end)
+                ) WITHOUT ROWID;
+                CREATE TABLE correction (
+                    id INTEGER PRIMARY KEY,
+                    channel TEXT NOT NULL,
+                    from_s INTEGER NOT NULL,
+                    to_s INTEGER NOT NULL,
+                    reason TEXT NOT NULL,
+                    user TEXT,
+                    created_ms INTEGER NOT NULL
+                );
+                """)
+        }
         return m
     }
 
@@ -202,10 +241,10 @@ public final class Store: Sendable {
 
     public func records(intervalEnd: Int64) async throws -> [ChannelRecord] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT channel, value, status, valid_count, sample_count FROM record WHERE interval_end = ?",
+            try Row.fetchAll(db, sql: "SELECT channel, value, status, valid_count, sample_count, flag FROM record WHERE interval_end = ?",
                              arguments: [intervalEnd]).map { row in
                 ChannelRecord(channel: row[0], intervalEnd: intervalEnd, value: row[1], status: InstrumentStatus(rawValue: row[2]) ?? .fault,
-                              validCount: row[3], sampleCount: row[4])
+                              validCount: row[3], sampleCount: row[4], flag: (row[5] as String?).flatMap(Exclusion.init(rawValue:)))
             }
         }
     }
@@ -230,8 +269,8 @@ public final class Store: Sendable {
                            arguments: [fileName, intervalEnd, fileBytes.count, now.milliseconds, fileDigest])
             guard db.changesCount == 1 else { return false }
             for r in records {
-                try db.execute(sql: "INSERT INTO record (interval_end, channel, value, status, valid_count, sample_count) VALUES (?, ?, ?, ?, ?, ?)",
-                               arguments: [intervalEnd, r.channel, r.value, r.status.rawValue, r.validCount, r.sampleCount])
+                try db.execute(sql: "INSERT INTO record (interval_end, channel, value, status, valid_count, sample_count, flag) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               arguments: [intervalEnd, r.channel, r.value, r.status.rawValue, r.validCount, r.sampleCount, r.flag?.rawValue])
             }
             for t in targets {
                 try Self.enqueue(db, file: fileName, target: t)

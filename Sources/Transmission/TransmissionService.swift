@@ -53,11 +53,14 @@ public struct TransmissionService: Service {
         self.logger = logger
     }
 
-    /// Remote directory for a file: the target's template expanded for the file's interval (local date).
+    /// Remote directory for a file: the target's template expanded for the file's interval (local date)
+    /// and product (`5m`, or the folder of an average file: `1h/NAME` → `1h`).
     func directory(for entry: OutboxEntry) -> String {
         // The date of the interval's *data*: a file stamped 00:00 belongs to the day before.
         let civil = CivilTime(epochSeconds: entry.intervalEnd - 1, offset: station.utcOffset)
+        let product = entry.file.contains("/") ? String(entry.file.prefix { $0 != "/" }) : "5m"
         return target.directory(prefix: station.prefix, stationCode: station.stationCode, time: civil)
+            .replacingOccurrences(of: "{product}", with: product)
     }
 
     public func run() async throws {
@@ -90,7 +93,7 @@ public struct TransmissionService: Service {
                 do { bytes = try outbox.read(name: entry.file) } catch {
                     throw UploadError(kind: .rejected, message: "local copy unreadable: \(error)")
                 }
-                try await uploader.upload(name: entry.file, bytes: bytes, directory: directory(for: entry))
+                try await uploader.upload(name: (entry.file as NSString).lastPathComponent, bytes: bytes, directory: directory(for: entry))
                 await delivered(entry)
                 if failing != nil {
                     logger.notice("uploads succeed again", metadata: ["file": "\(entry.file)"])

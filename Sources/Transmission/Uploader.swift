@@ -80,8 +80,10 @@ public final class FTPUploader: Uploader {
             try await lane.run { curl in try curl.perform(request) }
         } catch let error as CurlError {
             var loginHint = ""
-            if error.code == .loginDenied, !tls, error.responseCode == 550 {
-                loginHint = "; a 550 reply to the login usually means the server requires TLS: use an ftps:// URL"
+            if error.code == .loginDenied, !tls {
+                loginHint = error.responseCode == 550
+                    ? "; a 550 reply to the login usually means the server requires TLS: use an ftps:// URL"
+                    : "; if the server requires TLS, use an ftps:// URL"
             }
             throw UploadError.classify(error, target: target, targetPath: targetPath, remoteName: remoteName, finalName: name,
                                        path: dir + remoteName, loginHint: loginHint)
@@ -117,6 +119,9 @@ extension UploadError {
                 fix = "check \(targetPath).ca_file and \(targetPath).pinned_public_key against the server's certificate"
             }
             return UploadError(kind: .authentication, message: "\(authority) could not be verified: \(error); \(fix)")
+        case .tlsRefused:
+            return UploadError(kind: .authentication, message: "\(authority) does not offer TLS: \(error); nothing was sent in "
+                               + "plain text. Ask the receiver whether it uses implicit TLS (\(targetPath).tls = \"implicit\") or plain FTP")
         case .quoteRefused:
             return UploadError(kind: .rejected, message: "\(authority) refused to rename \(remoteName) to \(finalName): \(error); "
                                + "if this account may not rename files, set \(targetPath).publish = \"direct\"")

@@ -17,8 +17,12 @@ Usage:
       550    answer STOR with "550 ... (fault injection)"
       552    answer STOR with "552 ... (fault injection)"
       530    answer PASS with "530 Login incorrect (fault injection)"; sessions logged in
-             before are closed once they are idle (a client reusing its control connection
-             must log in again, like after a server restart with new credentials)
+             before are closed (FIN, nothing sent) once idle (no transfer, no command for
+             0.3 s), so a client reusing its control connection must log in again, like
+             after a server restart with new credentials
+      idle421  behave like ok, but close every idle logged-in session (as above) with
+             "421 Control connection timed out." (what pyftpdlib, vsftpd ... send at their
+             idle timeout), so a cached control connection is never usable
       stall  accept STOR (150) and then neither read the data connection nor answer on the
              control connection until the mode changes; then the transfer resumes normally
 
@@ -27,7 +31,7 @@ Usage:
         EVENT <unix time, seconds with ms> mode=<mode> <WHAT> [<argument>] [key=value ...]
     WHAT is one of PASS, STOR, RNFR, RNTO (each command as received), REFUSED (STOR/PASS
     refused by the mode), DROP (bytes=N received before the reset), STALL, RESUME (a stalled
-    transfer goes on), KICK (an idle logged-in session closed in mode 530), CLOSED (a control
+    transfer goes on), KICK (an idle logged-in session closed in mode 530 or idle421), CLOSED (a control
     connection ended, stalled=1 if it ended while its transfer was stalled, after=SECONDS of
     stall).
 """
@@ -61,8 +65,9 @@ from pyftpdlib.handlers import DTPHandler, FTPHandler  # noqa: E402
 from pyftpdlib.servers import FTPServer  # noqa: E402
 
 FULL_PERMISSIONS = "elradfmwMT"
-MODES = ("ok", "drop", "550", "552", "530", "stall")
+MODES = ("ok", "drop", "550", "552", "530", "stall", "idle421")
 DROP_AFTER_BYTES = 7
+IDLE_AFTER = 0.3  # seconds without a command before a session counts as idle (530, idle421)
 
 CONTROL_FILE = None
 LOGGED_IN = set()  # control handlers logged in and still open
@@ -152,7 +157,10 @@ def make_handler(base):
         fault_stall = False
         fault_path = None
 
+        last_command = 0.0
+
         def pre_process_command(self, line, cmd, arg):
+            self.last_command = time.time()
             self.fault_mode = current_mode()
             if cmd in ("PASS", "STOR", "RNFR", "RNTO"):
                 event(self.fault_mode, cmd, "" if cmd == "PASS" else arg)
@@ -190,26 +198,32 @@ def make_handler(base):
             super().close()
 
         def is_idle(self):
+            """No transfer under way and no command for IDLE_AFTER seconds (never between the
+            commands of one upload)."""
             return (self.data_channel is None and self._in_dtp_queue is None
-                    and self._out_dtp_queue is None)
+                    and self._out_dtp_queue is None and time.time() - self.last_command >= IDLE_AFTER)
 
     return FaultyHandler
 
 
 def tick():
-    """Every 0.1 s: resume stalled transfers once the mode is no longer 'stall'; in mode 530,
-    close idle sessions that logged in earlier."""
+    """Every 0.1 s: resume stalled transfers once the mode is no longer 'stall'; in modes 530
+    and idle421, close idle sessions that logged in earlier."""
     mode = current_mode()
     if mode != "stall":
         for dtp in list(STALLED):
             dtp.resume(mode)
-    if mode == "530":
+    if mode in ("530", "idle421"):
         for handler in list(LOGGED_IN):
             if handler.is_idle():
                 LOGGED_IN.discard(handler)
-                event("530", "KICK", handler.remote_ip or "")
-                handler.respond("421 Credentials changed, log in again (fault injection).")
-                handler.close_when_done()
+                event(mode, "KICK", handler.remote_ip or "")
+                handler.fault_mode = mode
+                if mode == "idle421":
+                    handler.respond("421 Control connection timed out.")
+                    handler.close_when_done()
+                else:
+                    handler.close()
 
 
 def main():

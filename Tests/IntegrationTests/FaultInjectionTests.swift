@@ -617,6 +617,43 @@ struct FaultInjectionServerFaultTests {
         try await run(.refuseLogin530, kind: "authentication", window: .seconds(10), restartAfterFault: true)
     }
 
+    /// A server that closes idle control connections (421, its idle timeout) between two files is not an
+    /// upload failure: the cached connection is replaced, every file arrives without a retry or a warning.
+    @Test(.timeLimit(.minutes(2)))
+    func serverIdleTimeoutBetweenFilesIsNotAnUploadFailure() async throws {
+        let dir = try makeTemporaryDirectory("fault-idle421")
+        let ftpRoot = dir.appendingPathComponent("ftp")
+        let ftp = try FaultyFTPPeer.start(root: ftpRoot, user: "station", password: "s3cret", in: dir)
+        defer { ftp.stop() }
+        let bench = try FaultBench(dir: dir, ftpPort: ftp.port, ftpRoot: ftpRoot, password: "s3cret", retryMax: "2s")
+        let daemon = try bench.startDaemon()
+        defer { daemon.stop() }
+        try await waitUntilAsync(timeout: .seconds(30), what: "two files delivered") { ftp.published().count >= 2 }
+        let logBefore = daemon.stderrText.count
+        try ftp.setMode(.idle421)
+        let start = now()
+        try await Task.sleep(for: .seconds(10))
+        let end = now()
+        let log = daemon.stderrText.dropFirst(logBefore)
+        let events = ftp.events().filter { $0.time >= start && $0.time <= end }
+        let kicks = events.filter { $0.what == "KICK" }.count
+        let stors = events.filter { $0.what == "STOR" }.count
+        let renames = events.filter { $0.what == "RNTO" }.count
+        let failures = FaultBench.failureLines(log)
+        print("FaultInjectionServerFaultTests[idle421]: kicks=\(kicks) STOR=\(stors) RNTO=\(renames) failure_lines=\(failures.count) in \(String(format: "%.1f", end - start)) s")
+        #expect(kicks >= 5, "the server closed idle sessions")
+        #expect(stors == renames, "every STOR was published: no upload failed after an idle timeout (\(stors) STOR, \(renames) RNTO)")
+        #expect(failures.isEmpty, "an idle timeout of the server is not an upload failure:\n\(failures.joined(separator: "\n"))")
+        try ftp.setMode(.ok)
+        #expect(daemon.stop() == 0)
+        let published = ftp.published()
+        #expect(published == published.sorted())
+        #expect(Set(published).count == published.count, "no file published twice")
+        for name in bench.localFiles("sent") {
+            #expect(bench.remoteFiles().final[name].flatMap { try? Data(contentsOf: $0) } == bench.localBytes(name), "\(name) byte-identical")
+        }
+    }
+
     /// The stall lasts until the daemon gives up on the stalled upload, plus a few seconds.
     @Test(.timeLimit(.minutes(4)))
     func stalledServerIsAbandonedWithinTheStallTimeout() async throws {

@@ -67,7 +67,7 @@ struct SecureTargetTests {
     }
 
     func sessions(_ ftp: FTPPeer) -> Int {
-        ftp.process.stderrText.split(separator: "\n").filter { $0.contains("FTP session opened") }.count
+        ftp.process.stderrText.split(whereSeparator: \.isNewline).filter { $0.contains("FTP session opened") }.count
     }
 
     // MARK: FTPS
@@ -183,11 +183,46 @@ struct SecureTargetTests {
             ca_file = "\(cert.path)"
             """, dir: dir), password: "pw", targetPath: "target[0]")
         defer { uploader.shutdown() }
-        _ = await expectFailure(.authentication) { () async throws(UploadError) in
+        let error = await expectFailure(.authentication) { () async throws(UploadError) in
             try await uploader.upload(name: "A.txt", bytes: Self.bytes, directory: "/in")
         }
+        #expect(error?.message.contains("does not offer TLS") == true)
         #expect(!ftp.process.stderrText.contains("logged in"), "no login without TLS\n\(ftp.process.stderrText)")
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("root/in").path))
+    }
+
+    @Test func implicitTLSWorksAndAnExplicitClientGivesUpWithinTheConnectTimeout() async throws {
+        let dir = try makeTemporaryDirectory("ftps-implicit")
+        let (cert, key) = try makeCertificate("server", in: dir)
+        let ftp = try ImplicitFTPSPeer.start(root: dir.appendingPathComponent("root"), user: "station", password: "pw",
+                                             certificate: cert, key: key, in: dir)
+        defer { ftp.stop() }
+        func uploader(tls: String) throws -> FTPUploader {
+            FTPUploader(target: try target("""
+                url = "ftps://127.0.0.1:\(ftp.port)/in"
+                user = "station"
+                ca_file = "\(cert.path)"
+                tls = "\(tls)"
+                connect_timeout = "2s"
+                """, dir: dir), password: "pw", targetPath: "target[0]")
+        }
+        let implicit = try uploader(tls: "implicit")
+        defer { implicit.shutdown() }
+        try await implicit.upload(name: "A.txt", bytes: Self.bytes, directory: "/in")
+        try await implicit.upload(name: "B.txt", bytes: Self.bytes, directory: "/in")
+        #expect(try Data(contentsOf: dir.appendingPathComponent("root/in/A.txt")) == Data(Self.bytes))
+        #expect(try Data(contentsOf: dir.appendingPathComponent("root/in/B.txt")) == Data(Self.bytes))
+        #expect(ftp.process.stderrText.split(whereSeparator: \.isNewline).filter { $0.contains("FTP session opened") }.count == 1)
+
+        // An explicit-TLS client waits for a plain banner that never comes: connect_timeout ends it.
+        let explicit = try uploader(tls: "explicit")
+        defer { explicit.shutdown() }
+        let start = ContinuousClock.now
+        _ = await expectFailure(.transient) { () async throws(UploadError) in
+            try await explicit.upload(name: "C.txt", bytes: Self.bytes, directory: "/in")
+        }
+        let elapsed = ContinuousClock.now - start
+        #expect(elapsed < .seconds(5), "took \(elapsed)")
     }
 
     // MARK: SFTP
@@ -222,9 +257,15 @@ struct SecureTargetTests {
         #expect(try FileManager.default.contentsOfDirectory(atPath: folder).sorted() == ["A.txt", "B.txt"])
         #expect(try Data(contentsOf: URL(fileURLWithPath: folder + "/A.txt")) == Data(Self.bytes + [65]))
         #expect(try Data(contentsOf: URL(fileURLWithPath: folder + "/B.txt")) == Data(Self.bytes))
-        let log = ssh.log
-        #expect(log.contains("rename old \"\(folder)/A.txt.part\" new \"\(folder)/A.txt\""), "\(log)")
-        #expect(ssh.acceptedLogins == 1, "three uploads must share one SSH connection\n\(log)")
+        let operations = ssh.sftpLog
+        #expect(operations.contains("rename old \"\(folder)/A.txt.part\" new \"\(folder)/A.txt\""), "\(operations)")
+        #expect(operations.contains("remove name \"\(folder)/A.txt\""), "the re-send removes the old file first\n\(operations)")
+        #expect(operations.contains("mkdir name \"\(root.path)/NUO001/2026\""), "\(operations)")
+        #expect(operations.split(whereSeparator: \.isNewline).filter { $0.hasPrefix("session opened") }.count == 1,
+                "three uploads must share one SFTP session\n\(operations)")
+        uploader.shutdown()
+        ssh.stop()  // sshd's pre-authentication log arrives late: count logins once it has stopped
+        #expect(ssh.acceptedLogins == 1, "three uploads must share one SSH connection\n\(ssh.log)")
     }
 
     @Test func sftpDirectPublishAndAnECDSAHostKey() async throws {
@@ -240,7 +281,8 @@ struct SecureTargetTests {
         defer { uploader.shutdown() }
         try await uploader.upload(name: "A.txt", bytes: Self.bytes, directory: root.path)
         #expect(try Data(contentsOf: root.appendingPathComponent("A.txt")) == Data(Self.bytes))
-        #expect(!ssh.log.contains("rename"))
+        #expect(ssh.sftpLog.contains("open \"\(root.path)/A.txt\""), "\(ssh.sftpLog)")
+        #expect(!ssh.sftpLog.contains("rename"))
     }
 
     @Test func sftpWrongHostKeyIsAnAuthenticationFailureAndWritesNothing() async throws {
@@ -261,7 +303,10 @@ struct SecureTargetTests {
             #expect(error?.message.contains("host_key_sha256") == true)
         }
         #expect(!FileManager.default.fileExists(atPath: root.path))
-        #expect(ssh.acceptedLogins == 0)
+        ssh.stop()
+        #expect(ssh.log.contains("Connection from 127.0.0.1"), "\(ssh.log)")
+        #expect(ssh.acceptedLogins == 0, "\(ssh.log)")
+        #expect(ssh.sftpLog.isEmpty)
     }
 
     @Test func sftpRefusedPasswordIsAnAuthenticationFailure() async throws {
@@ -281,10 +326,20 @@ struct SecureTargetTests {
         let uploader = try SFTPUploader(target: config, credentials: try TargetCredentials.load(for: config, targetPath: "target[0]"),
                                         targetPath: "target[0]")
         defer { uploader.shutdown() }
-        _ = await expectFailure(.authentication) { () async throws(UploadError) in
-            try await uploader.upload(name: "A.txt", bytes: Self.bytes, directory: dir.path + "/receiver")
+        // Twice: each attempt is a new SSH connection, and each must again pass the ed25519 host key check
+        // (the known_hosts hint is re-read) before the password is refused.
+        for _ in 0..<2 {
+            let error = await expectFailure(.authentication) { () async throws(UploadError) in
+                try await uploader.upload(name: "A.txt", bytes: Self.bytes, directory: dir.path + "/receiver")
+            }
+            #expect(error?.message.hasPrefix("login to 127.0.0.1:\(ssh.port) refused") == true, "\(error?.message ?? "")")
         }
-        #expect(ssh.log.contains("Failed password"), "\(ssh.log)")
+        // sshd's pre-authentication processes log through its monitor, late: read the log once sshd is stopped.
+        uploader.shutdown()
+        ssh.stop()
+        let lines = ssh.log.split(whereSeparator: \.isNewline)
+        #expect(lines.filter { $0.hasPrefix("Connection from 127.0.0.1") }.count == 2, "\(ssh.log)")
+        #expect(lines.filter { $0.hasPrefix("Failed password for \(ssh.user)") }.count == 2, "\(ssh.log)")
     }
 
     @Test func sftpStoppedServerIsTransient() async throws {
