@@ -20,13 +20,13 @@ public struct CurlError: Error, Sendable, Equatable, CustomStringConvertible {
         /// The server's identity could not be verified: TLS certificate not trusted (or wrong host name),
         /// pinned public key or SSH host key mismatch, CA file unusable.
         public static let securityFailure = Code(raw: -6)
-        /// TLS was required but the server does not offer it (FTP `AUTH TLS` refused).
-        public static let tlsRefused = Code(raw: -9)
         /// The TLS handshake broke off (reset, protocol mismatch such as implicit TLS against a plain port).
         public static let tlsHandshakeFailed = Code(raw: -7)
         /// The session could not be set up (`CURLE_FAILED_INIT`; with SFTP: the SSH handshake failed, e.g. no
         /// common host key algorithm, or the connection dropped during key exchange).
         public static let sessionSetupFailed = Code(raw: -8)
+        /// TLS was required but the server does not offer it (FTP `AUTH TLS` refused).
+        public static let tlsRefused = Code(raw: -9)
         /// Anything else, with curl's own code.
         public static func other(_ c: Int32) -> Code { Code(raw: c) }
 
@@ -134,7 +134,8 @@ public struct CurlUpload: Sendable, CustomStringConvertible {
     }
 }
 
-/// A libcurl easy handle (`CURL *`), reused across uploads so an FTP control connection stays open.
+/// A libcurl easy handle (`CURL *`), reused across uploads so its connection (FTP control connection with
+/// its TLS session, SSH connection) stays open.
 ///
 /// `perform` blocks the calling thread until the transfer ends; use it from a dedicated thread only.
 /// Not `Sendable`: the handle belongs to the thread that made it.

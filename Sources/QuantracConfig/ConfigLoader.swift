@@ -145,8 +145,11 @@ private struct Parser {
         let recordDelay = t.duration("record_delay", default: .seconds(30))
         let missing: MissingValue = t.choice("missing_value", default: .zero)!
         let lineEnding: LineEnding = t.choice("line_ending", default: .crlf)!
-        let hourFraction = t.double("hour_min_fraction", default: 0.75)
-        if !(hourFraction > 0 && hourFraction <= 1) { t.error("hour_min_fraction", "\(hourFraction) must be above 0 and at most 1 (default 0.75)") }
+        var hourFraction = t.double("hour_min_fraction", default: 0.75)
+        if !(hourFraction > 0 && hourFraction <= 1) {
+            t.error("hour_min_fraction", "\(hourFraction) must be above 0 and at most 1 (default 0.75)")
+            hourFraction = 0.75
+        }
         let dayHours = t.int("day_min_hours", default: 18, range: 1...24)!
         let celsius = t.double("aqi_reference_celsius", default: 25)
         if !(-50...50).contains(celsius) { t.error("aqi_reference_celsius", "\(celsius) is out of range -50 to 50 (°C; default 25)") }

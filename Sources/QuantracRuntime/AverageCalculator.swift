@@ -66,11 +66,11 @@ public struct AverageCalculator: Sendable {
         return results
     }
 
-    /// Recomputes every hour ending in `(from, to]` and every day touching it.
+    /// Recomputes every hour and every day that overlaps `(from, to)`.
     public func recompute(from: Int64, to: Int64, now: Timestamp) async throws -> (hours: Int, days: Int) {
         var hours = 0, days = 0
         var end = hourGrid.interval(containing: Timestamp(seconds: from)).end
-        while end <= to {
+        while end - 3600 < to {
             _ = try await computeHour(end: end, now: now)
             hours += 1
             end += 3600

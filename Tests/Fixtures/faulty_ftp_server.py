@@ -29,11 +29,11 @@ Usage:
   * Besides pyftpdlib's own log (STOR/RNFR/RNTO/... lines, as ftp_server.py), one line per
     event goes to stderr, machine-readable:
         EVENT <unix time, seconds with ms> mode=<mode> <WHAT> [<argument>] [key=value ...]
-    WHAT is one of PASS, STOR, RNFR, RNTO (each command as received), REFUSED (STOR/PASS
-    refused by the mode), DROP (bytes=N received before the reset), STALL, RESUME (a stalled
-    transfer goes on), KICK (an idle logged-in session closed in mode 530 or idle421), CLOSED (a control
-    connection ended, stalled=1 if it ended while its transfer was stalled, after=SECONDS of
-    stall).
+    WHAT is a command as received (USER, PASS without its argument, CWD, EPSV, STOR, RNFR,
+    RNTO, ...), or REFUSED (STOR/PASS refused by the mode), DROP (bytes=N received before the
+    reset), STALL, RESUME (a stalled transfer goes on), KICK (an idle logged-in session closed
+    in mode 530 or idle421), CLOSED (a control connection ended; stalled=1 if it ended while its
+    transfer was stalled, after=SECONDS of stall).
 """
 
 import argparse
@@ -162,8 +162,7 @@ def make_handler(base):
         def pre_process_command(self, line, cmd, arg):
             self.last_command = time.time()
             self.fault_mode = current_mode()
-            if cmd in ("PASS", "STOR", "RNFR", "RNTO"):
-                event(self.fault_mode, cmd, "" if cmd == "PASS" else arg)
+            event(self.fault_mode, cmd, "" if cmd == "PASS" else arg)
             return super().pre_process_command(line, cmd, arg)
 
         def ftp_PASS(self, line):
