@@ -116,7 +116,10 @@ extension UploadError {
                 fix = "the server's \(target.hostKeyType.rawValue) host key does not match \(targetPath).host_key_sha256; "
                     + "if the receiver really changed its key, confirm the new fingerprint with them before changing the setting"
             default:
-                fix = "check \(targetPath).ca_file and \(targetPath).pinned_public_key against the server's certificate"
+                let trust = target.caFile.map { "\(targetPath).ca_file (\($0))" }
+                    ?? "\(targetPath).ca_file (not set: the system's certificate authorities are used)"
+                fix = "check \(trust), \(targetPath).pinned_public_key and the host name in \(targetPath).url "
+                    + "against the server's certificate"
             }
             return UploadError(kind: .authentication, message: "\(authority) could not be verified: \(error); \(fix)")
         case .tlsRefused:

@@ -52,8 +52,9 @@ func printTable(_ rows: [[String]]) {
     guard let width = rows.first?.count else { return }
     let widths = (0..<width).map { col in rows.map { $0[col].count }.max() ?? 0 }
     for row in rows {
-        print(row.enumerated().map { col, cell in col == width - 1 ? cell : cell.padding(toLength: widths[col], withPad: " ", startingAt: 0) }
-            .joined(separator: "  "))
+        let line = row.enumerated().map { col, cell in col == width - 1 ? cell : cell.padding(toLength: widths[col], withPad: " ", startingAt: 0) }
+            .joined(separator: "  ")
+        print(line.replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression))
     }
 }
 

@@ -114,6 +114,24 @@ struct TransmissionServiceTests {
         #expect(FileManager.default.fileExists(atPath: outbox.outbox + "/" + names[0]))
     }
 
+    @Test func averageFilesGoToTheirProductFolder() async throws {
+        let dir = NSTemporaryDirectory() + "quantrac-tx-\(UUID().uuidString)"
+        let store = try Store(path: dir + ".sqlite")
+        let outbox = try OutboxDirectory(dataDir: dir)
+        let end = CivilTime.epochSeconds(year: 2026, month: 3, day: 16, offset: station.utcOffset)
+        try outbox.write(name: "24h/HN_ABCD_NUO001_20260316000000.txt", bytes: [1, 2])
+        try await store.commitProductFile(name: "24h/HN_ABCD_NUO001_20260316000000.txt", product: "24h", periodEnd: end, bytes: [1, 2],
+                                          targets: ["dept"], now: Timestamp(seconds: end))
+        var t = target
+        t.pathTemplate = "/recv/{product}/{yyyy}{MM}{dd}"
+        let uploader = FlakyUploader(failures: 0)
+        let service = TransmissionService(target: t, station: station, uploader: uploader, store: store, outbox: outbox,
+                                          signal: OutboxSignal(), wallClock: SystemWallClock(), logger: Logger(label: "test"))
+        try await runUntil(service) { uploader.calls.count == 1 }
+        #expect(uploader.calls.first == FlakyUploader.Call(name: "HN_ABCD_NUO001_20260316000000.txt", directory: "/recv/24h/20260315", bytes: [1, 2]))
+        #expect(FileManager.default.fileExists(atPath: outbox.sent + "/24h/HN_ABCD_NUO001_20260316000000.txt"))
+    }
+
     @Test func fileTargetPublishesByRename() async throws {
         let dir = NSTemporaryDirectory() + "quantrac-recv-\(UUID().uuidString)/a/b"
         let uploader = FileUploader(target: target)
