@@ -21,3 +21,8 @@ demo: build
 
 clean:
 	rm -rf .build .demo
+
+# Debian package: quantrac_<version>_<arch>.deb in .build/deb/ (release build; see packaging/build-deb.sh).
+.PHONY: deb
+deb: deps
+	SWIFT=$(SWIFT) packaging/build-deb.sh

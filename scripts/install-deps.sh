@@ -4,7 +4,8 @@
 set -euo pipefail
 
 APT_PACKAGES=(pkg-config gcc libc6-dev libmodbus-dev libserialport-dev libcurl4-openssl-dev libsqlite3-dev socat mbpoll
-              openssh-server openssh-client openssl)
+              openssh-server openssh-client openssl
+              systemd dpkg-dev binutils)
 PIP_PACKAGES=("pymodbus==3.16.1" "pyftpdlib==2.2.0" "pyserial==3.5" "pyopenssl")
 
 missing=()

@@ -36,10 +36,13 @@ public struct BusPoller: Service {
     let wallClock: any WallClock
     let logger: Logger
     let board: StatusBoard?
+    let calibration: CalibrationGate?
 
     public init(bus: ModbusBus, channels: [ChannelConfig], pollInterval: Duration, offset: UTCOffset, store: Store,
-                progress: AcquisitionProgress, wallClock: any WallClock, logger: Logger, board: StatusBoard? = nil) {
+                progress: AcquisitionProgress, wallClock: any WallClock, logger: Logger, board: StatusBoard? = nil,
+                calibration: CalibrationGate? = nil) {
         self.board = board
+        self.calibration = calibration
         self.bus = bus
         self.channels = channels
         self.pollInterval = pollInterval
@@ -80,9 +83,10 @@ public struct BusPoller: Service {
     /// ticks held in memory while the database could not be written (disk full, read-only).
     func pollOnce(at tick: Timestamp, buffer: inout UnsavedTicks) async {
         let samples = await bus.poll()
-        let readings = samples.map { s in
+        var readings = samples.map { s in
             Reading(channel: channels[s.channelIndex].code, time: tick, value: s.value, status: s.status, reason: s.reason)
         }
+        if let calibration { readings = calibration.apply(readings) }
         buffer.append(readings)
         board?.record(bus: bus.plan.bus.name, readings: readings)
         do {

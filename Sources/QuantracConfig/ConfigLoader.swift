@@ -151,6 +151,7 @@ private struct Parser {
             hourFraction = 0.75
         }
         let dayHours = t.int("day_min_hours", default: 18, range: 1...24)!
+        let recovery = t.duration("calibration_recovery", default: .seconds(300), allowZero: true)
         let celsius = t.double("aqi_reference_celsius", default: 25)
         if !(-50...50).contains(celsius) { t.error("aqi_reference_celsius", "\(celsius) is out of range -50 to 50 (°C; default 25)") }
         guard let prefix, let kind, let dataDir else { return nil }
@@ -159,6 +160,7 @@ private struct Parser {
         station.hourMinFraction = hourFraction
         station.dayMinHours = dayHours
         station.aqiReferenceCelsius = celsius
+        station.calibrationRecovery = recovery
         return station
     }
 

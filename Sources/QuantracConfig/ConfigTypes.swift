@@ -66,6 +66,8 @@ public struct Station: Sendable {
     public var dayMinHours: Int = 18
     /// Temperature for ppb → µg/m³ conversions (°C).
     public var aqiReferenceCelsius: Double = 25
+    /// Readings stay `01` this long after a calibration ends (analyzers need time to settle).
+    public var calibrationRecovery: Duration = .seconds(300)
 
     /// The station code: the last part of the prefix (`NUO001`).
     public var stationCode: String { String(prefix.split(separator: "_").last ?? Substring(prefix)) }

@@ -102,13 +102,13 @@ final class TableReader {
         return def
     }
 
-    func duration(_ key: String, default def: Duration) -> Duration {
+    func duration(_ key: String, default def: Duration, allowZero: Bool = false) -> Duration {
         guard let raw = string(key) else { return def }
         guard let d = DurationParser.parse(raw) else {
             error(key, "\"\(raw)\" is not \(DurationParser.expected)")
             return def
         }
-        guard d > .zero else {
+        guard d > .zero || (allowZero && d == .zero) else {
             error(key, "must be longer than 0")
             return def
         }

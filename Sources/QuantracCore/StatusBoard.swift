@@ -45,6 +45,8 @@ public final class StatusBoard: Sendable {
         public var diskCapacityBytes: Int64?
         public var diskAlarm: String?
         public var lastClockStep: String?
+        /// Calibration windows in effect (running or recovering).
+        public var calibrations: [String] = []
     }
 
     private let state: Mutex<Snapshot>

@@ -52,12 +52,16 @@ public struct Daemon {
         let board = StatusBoard(station: config.station.prefix, startedMs: wallClock.now().milliseconds,
                                 channels: config.channels.map { ($0.code, $0.unit, $0.bus) },
                                 buses: config.buses.map(\.name), targets: config.targets.map(\.name))
+        let calibration = CalibrationGate(recovery: config.station.calibrationRecovery)
         var services: [any Service] = [ControlServer(path: (dataDir as NSString).appendingPathComponent("control.sock"), board: board, logger: logger)]
+        // Before the pollers: the first tick already sees the calibration windows stored in the database.
+        calibration.replace(try await store.calibrations(coveringFrom: wallClock.now(), recovery: config.station.calibrationRecovery))
+        services.append(CalibrationWatcher(gate: calibration, store: store, wallClock: wallClock, logger: logger, board: board))
         for plan in ReadPlan.plans(for: config) {
             let bus = ModbusBus(plan: plan, pollInterval: config.station.pollInterval, logger: logger)
             services.append(BusPoller(bus: bus, channels: config.channels, pollInterval: config.station.pollInterval,
                                       offset: config.station.utcOffset, store: store, progress: progress,
-                                      wallClock: wallClock, logger: logger, board: board))
+                                      wallClock: wallClock, logger: logger, board: board, calibration: calibration))
         }
         var signals: [OutboxSignal] = []
         var senders: [any Service] = []

@@ -177,6 +177,20 @@ public final class Store: Sendable {
                 );
                 """)
         }
+        m.registerMigration("v4 calibrations") { db in
+            try db.execute(sql: """
+                CREATE TABLE calibration (
+                    id INTEGER PRIMARY KEY,
+                    channel TEXT,
+                    start_ms INTEGER NOT NULL,
+                    until_ms INTEGER,
+                    reason TEXT NOT NULL,
+                    user TEXT,
+                    stopped_ms INTEGER,
+                    stopped_by TEXT
+                );
+                """)
+        }
         return m
     }
 

@@ -102,5 +102,6 @@ struct Status: AsyncParsableCommand {
             print("disk:        \(used / 1_048_576) MiB of \(cap / 1_048_576) MiB" + (s.diskAlarm.map { "  ALARM \($0)" } ?? ""))
         }
         print("clock:       " + (s.lastClockStep ?? "no step seen"))
+        print("calibration: " + (s.calibrations.isEmpty ? "none" : s.calibrations.joined(separator: "; ")))
     }
 }
