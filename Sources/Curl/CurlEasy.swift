@@ -116,6 +116,8 @@ public struct CurlUpload: Sendable, CustomStringConvertible {
     /// passphrase; libssh2 derives the public key from it and reads the file at each new connection.
     public var sshPrivateKeyFile: String?
     public var createMissingDirectories = true
+    /// Open a new connection even if one to the same server is cached (`CURLOPT_FRESH_CONNECT`).
+    public var freshConnection = false
     /// Time allowed to connect (TCP + TLS + login).
     public var connectTimeout: Duration = .seconds(10)
     /// Abort a transfer that moves less than 1 byte/s for this long.
@@ -182,6 +184,7 @@ public final class CurlEasy {
         set(quantrac_curl_setopt_pointer(handle, CURLOPT_READDATA, unmanaged.toOpaque()))
         set(quantrac_curl_setopt_long(handle, CURLOPT_FTP_CREATE_MISSING_DIRS,
                                       upload.createMissingDirectories ? Int(CURLFTP_CREATE_DIR_RETRY.rawValue) : 0))
+        if upload.freshConnection { set(quantrac_curl_setopt_long(handle, CURLOPT_FRESH_CONNECT, 1)) }
         set(quantrac_curl_setopt_long(handle, CURLOPT_CONNECTTIMEOUT_MS, Self.milliseconds(upload.connectTimeout)))
         set(quantrac_curl_setopt_long(handle, CURLOPT_LOW_SPEED_LIMIT, 1))
         set(quantrac_curl_setopt_long(handle, CURLOPT_LOW_SPEED_TIME, max(1, Self.milliseconds(upload.stallTimeout) / 1000)))

@@ -358,11 +358,39 @@ private struct Parser {
         let publish: PublishMode = t.choice("publish", default: .rename)!
         let connectTimeout = t.duration("connect_timeout", default: .seconds(10))
         let retryMax = t.duration("retry_max", default: .seconds(60))
+        let products = parseProducts(t, pathTemplate: parsed?.2)
         guard let name, let parsed else { return nil }
-        return TargetConfig(name: name, scheme: parsed.0, authority: parsed.1, pathTemplate: parsed.2, user: user,
-                            password: password, privateKey: privateKey, caFile: caFile, pinnedPublicKey: pinned, tls: tls,
-                            hostKeySHA256: hostKey, hostKeyType: hostKeyType, publish: publish,
-                            connectTimeout: connectTimeout, retryMax: retryMax)
+        var target = TargetConfig(name: name, scheme: parsed.0, authority: parsed.1, pathTemplate: parsed.2, user: user,
+                                  password: password, privateKey: privateKey, caFile: caFile, pinnedPublicKey: pinned, tls: tls,
+                                  hostKeySHA256: hostKey, hostKeyType: hostKeyType, publish: publish,
+                                  connectTimeout: connectTimeout, retryMax: retryMax)
+        target.products = products
+        return target
+    }
+
+    /// `products = ["5m", "1h", "24h"]`: which files the target receives (default the 5-minute files).
+    /// Files of different products share names (`…_20260315100000.txt` is both a 5-minute and an hourly
+    /// file), so a target with several needs `{product}` in its path.
+    func parseProducts(_ t: TableReader, pathTemplate: String?) -> [String] {
+        guard let raw = t.table["products"] else { return ["5m"] }
+        t.markUsed("products")
+        guard let array = raw.array else {
+            t.error("products", "must be an array like [\"5m\", \"1h\", \"24h\"]")
+            return ["5m"]
+        }
+        var products: [String] = []
+        for (i, v) in array.enumerated() {
+            guard let p = v.string, ["5m", "1h", "24h"].contains(p) else {
+                t.error("products", "element \(i) must be one of \"5m\", \"1h\", \"24h\"")
+                continue
+            }
+            if products.contains(p) { t.error("products", "\"\(p)\" is listed twice") } else { products.append(p) }
+        }
+        if products.isEmpty { t.error("products", "must list at least one of \"5m\", \"1h\", \"24h\"") }
+        if products.count > 1, let pathTemplate, !pathTemplate.contains("{product}") {
+            t.error("products", "several products need {product} in the url path, or hourly files would overwrite 5-minute files of the same time")
+        }
+        return products.isEmpty ? ["5m"] : products
     }
 
     private func parseURL(_ url: String, _ t: TableReader) -> (TargetScheme, String, String)? {

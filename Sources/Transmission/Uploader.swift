@@ -77,7 +77,7 @@ public final class FTPUploader: Uploader {
         if rename { upload.postQuote = ["RNFR \(remoteName)", "RNTO \(name)"] }
         let request = upload
         do {
-            try await lane.run { curl in try curl.perform(request) }
+            try await lane.run { curl in try Self.perform(request, on: curl) }
         } catch let error as CurlError {
             var loginHint = ""
             if error.code == .loginDenied, !tls {
@@ -89,6 +89,21 @@ public final class FTPUploader: Uploader {
                                        path: dir + remoteName, loginHint: loginHint)
         } catch {
             throw UploadError(kind: .transient, message: "upload to \(target.authority) interrupted: \(error)")
+        }
+    }
+
+    /// Runs `request`; after a `421` reply, once more at once on a new connection. A server that closes an
+    /// idle control connection (its idle timeout) sends "421" first; curl still takes the cached connection
+    /// for alive (the reply makes it readable) and reads the 421 as the answer to its first command.
+    /// Publishing is idempotent, so repeating the upload is safe. Blocks: call on the lane thread.
+    static func perform(_ request: CurlUpload, on curl: CurlEasy) throws(CurlError) {
+        do {
+            try curl.perform(request)
+        } catch {
+            guard error.responseCode == 421 else { throw error }
+            var fresh = request
+            fresh.freshConnection = true
+            try curl.perform(fresh)
         }
     }
 
