@@ -27,7 +27,7 @@ public actor AcquisitionProgress {
 /// Polls one bus on the poll grid (aligned to local midnight, recomputed from the wall clock every tick so
 /// clock steps are survived), stores each tick in one transaction and waits for it (back-pressure).
 public struct BusPoller: Service {
-    let bus: ModbusBus
+    let bus: any FieldDriver
     let channels: [ChannelConfig]
     let pollInterval: Duration
     let offset: UTCOffset
@@ -38,7 +38,7 @@ public struct BusPoller: Service {
     let board: StatusBoard?
     let calibration: CalibrationGate?
 
-    public init(bus: ModbusBus, channels: [ChannelConfig], pollInterval: Duration, offset: UTCOffset, store: Store,
+    public init(bus: any FieldDriver, channels: [ChannelConfig], pollInterval: Duration, offset: UTCOffset, store: Store,
                 progress: AcquisitionProgress, wallClock: any WallClock, logger: Logger, board: StatusBoard? = nil,
                 calibration: CalibrationGate? = nil) {
         self.board = board
@@ -51,7 +51,7 @@ public struct BusPoller: Service {
         self.progress = progress
         self.wallClock = wallClock
         var logger = logger
-        logger[metadataKey: "bus"] = "\(bus.plan.bus.name)"
+        logger[metadataKey: "bus"] = "\(bus.busName)"
         self.logger = logger
     }
 
@@ -88,19 +88,19 @@ public struct BusPoller: Service {
         }
         if let calibration { readings = calibration.apply(readings) }
         buffer.append(readings)
-        board?.record(bus: bus.plan.bus.name, readings: readings)
+        board?.record(bus: bus.busName, readings: readings)
         do {
             try await store.append(buffer.ticks.flatMap { $0 })
             if let since = buffer.failingSince {
                 let held = buffer.ticks.count, dropped = buffer.dropped
                 logger.notice("readings are stored again", metadata: ["held": "\(held)", "dropped": "\(dropped)"])
                 try? await store.journal("storage.recovered",
-                                         "bus \(bus.plan.bus.name): storage failed from \(since.milliseconds) ms; \(held) ticks held in memory and stored, \(dropped) dropped",
+                                         "bus \(bus.busName): storage failed from \(since.milliseconds) ms; \(held) ticks held in memory and stored, \(dropped) dropped",
                                          at: wallClock.now())
             }
             buffer.clear()
             board?.update { $0.storageError = nil; $0.storageErrorSinceMs = nil; $0.readingsHeldInMemory = 0 }
-            await progress.markStored(bus: bus.plan.bus.name, time: tick)
+            await progress.markStored(bus: bus.busName, time: tick)
             logger.debug("tick stored", metadata: ["time": "\(tick.milliseconds)", "readings": "\(readings.count)"])
         } catch {
             if buffer.failingSince == nil {

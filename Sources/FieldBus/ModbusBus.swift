@@ -25,8 +25,9 @@ public struct FieldSample: Sendable, Hashable {
 /// A failed request faults only the channels it carried; the rest of the bus goes on. A device that
 /// timed out is skipped for the rest of the tick (one timeout per device per tick at most). A lost or
 /// refused connection is re-opened with exponential backoff, from the poll interval up to `reconnect_max`.
-public final class ModbusBus: Sendable {
+public final class ModbusBus: FieldDriver {
     public let plan: ReadPlan
+    public var busName: String { plan.bus.name }
     private let lane: BlockingLane<LinkState>
     private let logger: Logger
 

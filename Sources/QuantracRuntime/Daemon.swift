@@ -57,8 +57,7 @@ public struct Daemon {
         // Before the pollers: the first tick already sees the calibration windows stored in the database.
         calibration.replace(try await store.calibrations(coveringFrom: wallClock.now(), recovery: config.station.calibrationRecovery))
         services.append(CalibrationWatcher(gate: calibration, store: store, wallClock: wallClock, logger: logger, board: board))
-        for plan in ReadPlan.plans(for: config) {
-            let bus = ModbusBus(plan: plan, pollInterval: config.station.pollInterval, logger: logger)
+        for bus in FieldDrivers.make(for: config, logger: logger) {
             services.append(BusPoller(bus: bus, channels: config.channels, pollInterval: config.station.pollInterval,
                                       offset: config.station.utcOffset, store: store, progress: progress,
                                       wallClock: wallClock, logger: logger, board: board, calibration: calibration))

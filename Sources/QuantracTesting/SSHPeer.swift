@@ -7,77 +7,153 @@ import Glibc
 import Darwin
 #endif
 
-// MARK: - Command-line tools
+// MARK: - Processes outside Foundation
 
-/// Runs a short-lived tool (`ssh-keygen`, `ssh-keyscan`, `openssl`, `sh -c …`) to completion and returns
-/// its stdout. Throws with the tool's output if it exits non-zero or runs longer than `timeout` (then it
-/// is killed). stdout and stderr are kept as `<label>-N.stdout` / `.stderr` in `dir`.
+/// A child process started with `posix_spawn` and reaped with `waitpid` by this object alone — for
+/// programs that close every inherited descriptor at start (`closefrom`: sshd, ssh-keyscan).
 ///
-/// Uses `posix_spawnp` and `waitpid` directly rather than Foundation's `Process`: OpenSSH tools close every
-/// inherited descriptor at start (`closefrom`), which defeats Foundation's child monitoring on Linux — the
-/// exited `ssh-keyscan` stayed a zombie and `Process` never reported its end. The child starts with an
-/// empty signal mask and default dispositions.
+/// Foundation's `Process` on Linux learns that a child ended when a socket the child inherited closes,
+/// and then calls a *blocking* `waitpid` on its single process-manager thread. A child that closes that
+/// socket early and keeps running (sshd) blocks the manager thread until it exits: meanwhile no other
+/// `Process` in the test run is seen to end (`TestProcess.stop()` times out, exited children stay
+/// zombies). Never start such programs with `Process` or `TestProcess`.
+///
+/// The child gets stdin `/dev/null`, stdout and stderr into `<label>.stdout` / `.stderr` in the log
+/// directory, no other inherited descriptor, an empty signal mask, default signal dispositions, and its
+/// own process group.
+public final class SpawnedProcess: @unchecked Sendable {
+    // Invariant for @unchecked Sendable: `exit` is only touched under `lock` (and `waitpid` for `pid` is
+    // only called under it); every other stored property is an immutable `let` of a Sendable type.
+    private let lock = NSLock()
+    private var exit: Int32?
+
+    public let pid: pid_t
+    public let label: String
+    public let stdoutURL: URL
+    public let stderrURL: URL
+    public let commandLine: [String]
+
+    /// Starts `executable` (a path, or a name looked up on `PATH`).
+    public init(executable: String, arguments: [String], logDirectory: URL, label: String? = nil) throws {
+        guard let url = TestProcess.findExecutable(executable) else {
+            throw TestHarnessError("\(executable) not found (apt-get install openssh-client openssh-server openssl)")
+        }
+        try FileManager.default.createDirectory(at: logDirectory, withIntermediateDirectories: true)
+        let label = "\(label ?? url.lastPathComponent)-\(spawnCounter.next())"
+        self.label = label
+        stdoutURL = logDirectory.appendingPathComponent("\(label).stdout")
+        stderrURL = logDirectory.appendingPathComponent("\(label).stderr")
+        commandLine = [url.path] + arguments
+
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, stdoutURL.path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0o644)
+        posix_spawn_file_actions_addopen(&actions, 2, stderrURL.path, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0o644)
+        // Inherit nothing else (in particular not the sockets Foundation's `Process` watches for other children).
+        let openDescriptors = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { Int32($0) }
+        for fd in openDescriptors where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t(), allSignals = sigset_t()
+        sigemptyset(&noSignals)
+        sigfillset(&allSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setsigdefault(&attributes, &allSignals)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+
+        let argv: [UnsafeMutablePointer<CChar>?] = commandLine.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, url.path, &actions, &attributes, argv, environ)
+        guard spawned == 0 else {
+            throw TestHarnessError("cannot launch \(commandLine.joined(separator: " ")): \(String(cString: strerror(spawned)))")
+        }
+        self.pid = pid
+    }
+
+    deinit { stop() }
+
+    public var stdoutText: String { (try? String(contentsOf: stdoutURL, encoding: .utf8)) ?? "" }
+    public var stderrText: String { (try? String(contentsOf: stderrURL, encoding: .utf8)) ?? "" }
+
+    /// The raw `waitpid` status once the child has ended (and been reaped), else nil. Never blocks.
+    public var exitStatus: Int32? {
+        lock.lock()
+        defer { lock.unlock() }
+        if exit == nil {
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid { exit = status }
+        }
+        return exit
+    }
+
+    public var isRunning: Bool { exitStatus == nil }
+
+    /// "running", "exit status N" or "killed by signal N" (`WIFEXITED` and friends are macros Swift cannot import).
+    public var exitDescription: String {
+        guard let status = exitStatus else { return "running" }
+        return status & 0x7f == 0 ? "exit status \((status >> 8) & 0xff)" : "killed by signal \(status & 0x7f)"
+    }
+
+    /// Whether the child exited with status 0.
+    public var succeeded: Bool { exitStatus == 0 }
+
+    /// Polls every 10 ms until the child ends or `timeout` passes; returns whether it ended.
+    @discardableResult
+    public func waitForExit(timeout: Duration) -> Bool {
+        let deadline = ContinuousClock.now.advanced(by: timeout)
+        while isRunning {
+            if ContinuousClock.now >= deadline { return false }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
+        return true
+    }
+
+    /// SIGTERM to the child, up to 2 s grace, then SIGKILL to its process group; reaps it. Afterwards
+    /// whatever is left in its process group (e.g. sshd's per-connection processes) is killed. Safe to
+    /// call more than once.
+    public func stop() {
+        if isRunning {
+            kill(pid, SIGTERM)
+            if !waitForExit(timeout: .seconds(2)) {
+                kill(-pid, SIGKILL)
+                waitForExit(timeout: .seconds(10))
+            }
+        }
+        kill(-pid, SIGKILL)  // leftovers of the group; harmless (ESRCH) when there are none
+    }
+
+    /// The command line with the child's stdout and stderr, for failure messages.
+    public func logReport() -> String {
+        "--- \(commandLine.joined(separator: " "))\n--- stdout:\n\(stdoutText)\n--- stderr:\n\(stderrText)\n--- end of \(label)"
+    }
+}
+
+/// Runs a short-lived tool (`ssh-keygen`, `ssh-keyscan`, `openssl`, `sh -c …`) to completion as a
+/// `SpawnedProcess` and returns its stdout. Throws with the tool's output if it exits non-zero or runs
+/// longer than `timeout` (then it is killed). Logs stay in `dir`.
 @discardableResult
 public func runTool(_ executable: String, _ arguments: [String], in dir: URL, label: String? = nil,
                     timeout: Duration = .seconds(30)) throws -> String {
-    guard let url = TestProcess.findExecutable(executable) else {
-        throw TestHarnessError("\(executable) not found (apt-get install openssh-client openssh-server openssl)")
+    let process = try SpawnedProcess(executable: executable, arguments: arguments, logDirectory: dir, label: label)
+    guard process.waitForExit(timeout: timeout) else {
+        process.stop()
+        throw TestHarnessError("\(process.label) did not finish within \(timeout)\n" + process.logReport())
     }
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    let stem = "\(label ?? url.lastPathComponent)-\(toolCounter.next())"
-    let out = dir.appendingPathComponent("\(stem).stdout"), err = dir.appendingPathComponent("\(stem).stderr")
-    let commandLine = ([url.path] + arguments).joined(separator: " ")
-
-    var actions = posix_spawn_file_actions_t()
-    posix_spawn_file_actions_init(&actions)
-    defer { posix_spawn_file_actions_destroy(&actions) }
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-    posix_spawn_file_actions_addopen(&actions, 1, out.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    posix_spawn_file_actions_addopen(&actions, 2, err.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-    var attributes = posix_spawnattr_t()
-    posix_spawnattr_init(&attributes)
-    defer { posix_spawnattr_destroy(&attributes) }
-    var noSignals = sigset_t(), allSignals = sigset_t()
-    sigemptyset(&noSignals)
-    sigfillset(&allSignals)
-    posix_spawnattr_setsigmask(&attributes, &noSignals)
-    posix_spawnattr_setsigdefault(&attributes, &allSignals)
-    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-
-    let argv: [UnsafeMutablePointer<CChar>?] = ([url.path] + arguments).map { strdup($0) } + [nil]
-    defer { argv.forEach { free($0) } }
-    var pid: pid_t = 0
-    let spawned = posix_spawn(&pid, url.path, &actions, &attributes, argv, environ)
-    guard spawned == 0 else {
-        throw TestHarnessError("cannot launch \(commandLine): \(String(cString: strerror(spawned)))")
+    guard process.succeeded else {
+        throw TestHarnessError("\(process.label) failed (\(process.exitDescription))\n" + process.logReport())
     }
-    func report() -> String {
-        let stdout = (try? String(contentsOf: out, encoding: .utf8)) ?? ""
-        let stderr = (try? String(contentsOf: err, encoding: .utf8)) ?? ""
-        return "--- \(commandLine)\n--- stdout:\n\(stdout)\n--- stderr:\n\(stderr)\n--- end"
-    }
-    var status: Int32 = 0
-    let deadline = ContinuousClock.now.advanced(by: timeout)
-    while waitpid(pid, &status, WNOHANG) == 0 {
-        if ContinuousClock.now >= deadline {
-            kill(pid, SIGKILL)
-            waitpid(pid, &status, 0)
-            throw TestHarnessError("\(stem) did not finish within \(timeout)\n" + report())
-        }
-        Thread.sleep(forTimeInterval: 0.01)
-    }
-    // WIFEXITED / WEXITSTATUS are macros Swift cannot import.
-    let exitedNormally = status & 0x7f == 0, exitCode = (status >> 8) & 0xff
-    guard exitedNormally, exitCode == 0 else {
-        throw TestHarnessError("\(stem) failed (\(exitedNormally ? "exit status \(exitCode)" : "signal \(status & 0x7f)"))\n" + report())
-    }
-    return (try? String(contentsOf: out, encoding: .utf8)) ?? ""
+    return process.stdoutText
 }
 
-/// Numbers the log files of `runTool` within this test process.
-private let toolCounter = ToolCounter()
+/// Numbers the log files of `SpawnedProcess` within this test process.
+private let spawnCounter = SpawnCounter()
 
-private final class ToolCounter: @unchecked Sendable {
+private final class SpawnCounter: @unchecked Sendable {
     // Invariant for @unchecked Sendable: `value` is only touched under `lock`.
     private let lock = NSLock()
     private var value = 0
@@ -101,8 +177,8 @@ private final class ToolCounter: @unchecked Sendable {
 public final class SSHPeer: @unchecked Sendable {
     // Invariant for @unchecked Sendable: every stored property is an immutable `let` of a Sendable type.
 
-    /// The server process; its stderr is sshd's log (`-e`).
-    public let process: TestProcess
+    /// The server process (not a `TestProcess`: see `SpawnedProcess`); its stderr is sshd's log (`-e`).
+    public let process: SpawnedProcess
     /// The listening port on 127.0.0.1.
     public let port: Int
     /// The account to log in as (the user running the tests).
@@ -117,7 +193,7 @@ public final class SSHPeer: @unchecked Sendable {
     /// The directory holding configuration, keys and logs.
     public let directory: URL
 
-    private init(process: TestProcess, port: Int, user: String, clientKey: URL, authorizedKeysFile: URL,
+    private init(process: SpawnedProcess, port: Int, user: String, clientKey: URL, authorizedKeysFile: URL,
                  hostKeyFingerprints: [String: String], directory: URL) {
         self.process = process
         self.port = port
@@ -183,8 +259,8 @@ public final class SSHPeer: @unchecked Sendable {
                 // log (-e: stderr) can go to a file; internal-sftp logs only to syslog or to the client.
                 "Subsystem sftp /usr/lib/openssh/sftp-server -e -l INFO 2>>\(dir.appendingPathComponent("sftp-server.log").path)",
             ]).joined(separator: "\n") + "\n").write(to: config, atomically: true, encoding: .utf8)
-            let process = try TestProcess(executable: URL(fileURLWithPath: sshd), arguments: ["-D", "-e", "-f", config.path],
-                                          logDirectory: dir, label: "sshd")
+            let process = try SpawnedProcess(executable: sshd, arguments: ["-D", "-e", "-f", config.path],
+                                             logDirectory: dir, label: "sshd")
             do {
                 try waitUntil(timeout: .seconds(10), poll: .milliseconds(50), what: "sshd listening on \(port)") {
                     if process.stderrText.contains("Server listening on 127.0.0.1 port \(port)") { return true }

@@ -68,8 +68,7 @@ struct Read: AsyncParsableCommand {
         var logger = Logger(label: "quantrac")
         logger.logLevel = .critical
         var samples: [FieldSample] = []
-        for plan in ReadPlan.plans(for: c) {
-            let bus = ModbusBus(plan: plan, pollInterval: c.station.pollInterval, logger: logger)
+        for bus in FieldDrivers.make(for: c, logger: logger) {
             samples += await bus.poll()
             bus.shutdown()
         }
