@@ -29,11 +29,12 @@ let package = Package(
         // Wrappers: the only importers of the C modules.
         .target(name: "Modbus", dependencies: ["CModbus"], swiftSettings: swiftSettings),
         .target(name: "Curl", dependencies: ["CCurl"], swiftSettings: swiftSettings),
+        .target(name: "SerialPort", dependencies: ["CSerialPort"], swiftSettings: swiftSettings),
 
         // Domain and layers, lower never imports higher.
         .target(name: "QuantracCore", swiftSettings: swiftSettings),
         .target(name: "QuantracConfig", dependencies: ["QuantracCore", "TOMLKit"], swiftSettings: swiftSettings),
-        .target(name: "FieldBus", dependencies: ["QuantracCore", "QuantracConfig", "Modbus",
+        .target(name: "FieldBus", dependencies: ["QuantracCore", "QuantracConfig", "Modbus", "SerialPort",
                                                  .product(name: "Logging", package: "swift-log")],
                 swiftSettings: swiftSettings),
         .target(name: "Processing", dependencies: ["QuantracCore"], swiftSettings: swiftSettings),
@@ -65,7 +66,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
         .executableTarget(name: "quantrac", dependencies: [
-            "QuantracRuntime", "QuantracConfig", "FieldBus", "QuantracCore", "Storage", "Reporting", "Processing",
+            "QuantracRuntime", "QuantracConfig", "FieldBus", "QuantracCore", "Storage", "Reporting", "Processing", "Modbus",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
@@ -78,7 +79,7 @@ let package = Package(
         .testTarget(name: "QuantracCoreTests", dependencies: ["QuantracCore", "QuantracTesting"], swiftSettings: swiftSettings),
         .testTarget(name: "QuantracConfigTests", dependencies: ["QuantracConfig", "QuantracTesting"],
                     resources: [.copy("Golden")], swiftSettings: swiftSettings),
-        .testTarget(name: "FieldBusTests", dependencies: ["FieldBus", "QuantracConfig"], swiftSettings: swiftSettings),
+        .testTarget(name: "FieldBusTests", dependencies: ["FieldBus", "QuantracConfig", "SerialPort"], swiftSettings: swiftSettings),
         .testTarget(name: "ProcessingTests", dependencies: ["Processing", "QuantracCore"], swiftSettings: swiftSettings),
         .testTarget(name: "ReportingTests", dependencies: ["Reporting", "QuantracConfig", "QuantracCore"],
                     resources: [.copy("Golden")], swiftSettings: swiftSettings),

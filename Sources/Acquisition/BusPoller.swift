@@ -89,6 +89,7 @@ public struct BusPoller: Service {
         if let calibration { readings = calibration.apply(readings) }
         buffer.append(readings)
         board?.record(bus: bus.busName, readings: readings)
+        if let board { board.devices(bus: bus.busName, await bus.deviceHealth().mapValues(\.rawValue)) }
         do {
             try await store.append(buffer.ticks.flatMap { $0 })
             if let since = buffer.failingSince {

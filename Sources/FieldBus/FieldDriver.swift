@@ -11,6 +11,12 @@ public protocol FieldDriver: Sendable {
     func poll() async -> [FieldSample]
     /// Closes the link and ends the bus thread.
     func shutdown()
+    /// Health of each device on the bus after the last poll, by slave/unit id.
+    func deviceHealth() async -> [Int: DeviceHealth.State]
+}
+
+extension FieldDriver {
+    public func deviceHealth() async -> [Int: DeviceHealth.State] { [:] }
 }
 
 /// Builds the driver of each configured bus from its transport.
@@ -19,6 +25,10 @@ public enum FieldDrivers {
         switch bus.transport {
         case .modbusTCP, .modbusRTU:
             return ModbusBus(plan: ReadPlan(bus: bus, channels: config.channels), pollInterval: config.station.pollInterval, logger: logger)
+        case .modbusRTUOverTCP:
+            return RTUOverTCPBus(plan: ReadPlan(bus: bus, channels: config.channels), pollInterval: config.station.pollInterval, logger: logger)
+        case .asciiSerial:
+            return AsciiSerialBus(plan: TextPlan(bus: bus, channels: config.channels), pollInterval: config.station.pollInterval, logger: logger)
         }
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Modbus
 import QuantracConfig
@@ -44,9 +45,11 @@ public final class ModbusBus: FieldDriver {
         case .modbusRTU(let device, let baud, let parity, let dataBits, let stopBits):
             let p: SerialParity = parity == .even ? .even : parity == .odd ? .odd : .none
             endpoint = .rtu(device: device, baud: baud, parity: p, dataBits: dataBits, stopBits: stopBits)
+        case .modbusRTUOverTCP, .asciiSerial:
+            preconditionFailure("ModbusBus drives modbus-tcp and modbus-rtu buses; FieldDrivers.make routes \(bus.transport.name) elsewhere")
         }
         lane = BlockingLane(name: "bus-\(bus.name)") {
-            LinkState(endpoint: endpoint, timeout: bus.timeout, backoffMin: pollInterval, backoffMax: bus.reconnectMax)
+            LinkState(endpoint: endpoint, bus: bus, backoffMin: pollInterval)
         }
     }
 
@@ -57,53 +60,74 @@ public final class ModbusBus: FieldDriver {
         do {
             return try await lane.run { state in state.poll(plan: plan, logger: logger) }
         } catch {
-            return plan.reads.flatMap { read in
-                read.fields.map { FieldSample(channelIndex: $0.channelIndex, value: nil, status: .fault, reason: "bus stopped") }
+            return Array(Set(plan.reads.flatMap { $0.fields.map(\.channelIndex) })).sorted().map {
+                FieldSample(channelIndex: $0, value: nil, status: .fault, reason: "bus stopped")
             }
         }
     }
 
     /// Closes the connection and ends the bus thread.
     public func shutdown() { lane.shutdown() }
+
+    public func deviceHealth() async -> [Int: DeviceHealth.State] {
+        (try? await lane.run { state in state.health.mapValues(\.state) }) ?? [:]
+    }
 }
 
-/// Connection state; lives on the bus thread only.
+/// What one field of a request gave.
+enum FieldOutcome {
+    case value(Double)
+    case status(InstrumentStatus, word: UInt16)
+    case failed(String)
+}
+
+/// Connection and device state; lives on the bus thread only.
 final class LinkState {
     let endpoint: ModbusEndpoint
-    let timeout: Duration
+    let bus: BusConfig
     let backoffMin: Duration
-    let backoffMax: Duration
     private var client: ModbusClient?
     private var backoff: Duration
     private var nextAttempt: ContinuousClock.Instant?
     private var linkError: String?
     /// Last fault reason per request (index in plan.reads), to log transitions only.
     private var readFaults: [Int: String] = [:]
+    /// Health of each slave on the bus.
+    var health: [Int: DeviceHealth] = [:]
 
-    init(endpoint: ModbusEndpoint, timeout: Duration, backoffMin: Duration, backoffMax: Duration) {
+    init(endpoint: ModbusEndpoint, bus: BusConfig, backoffMin: Duration) {
         self.endpoint = endpoint
-        self.timeout = timeout
+        self.bus = bus
         self.backoffMin = backoffMin
-        self.backoffMax = backoffMax
         self.backoff = backoffMin
     }
 
     func poll(plan: ReadPlan, logger: Logger) -> [FieldSample] {
         guard let client = connectedClient(logger: logger) else {
             let reason = linkError ?? "not connected"
-            return plan.reads.flatMap { fault($0.fields, reason) }
+            return combine(plan.reads.flatMap { read in read.fields.map { ($0, FieldOutcome.failed(reason)) } })
         }
-        var samples: [FieldSample] = []
+        let now = ContinuousClock.now
+        var outcomes: [(FieldDecoder, FieldOutcome)] = []
         var deadSlaves: [Int: String] = [:]
+        var polled: Set<Int> = []
         var linkLost: String?
-        var timeouts = 0
+        var timeouts = 0, requests = 0
         for (i, read) in plan.reads.enumerated() {
+            let device = health[read.slave] ?? DeviceHealth(offlineAfter: bus.offlineAfter, backoffMin: backoffMin, backoffMax: bus.reconnectMax)
+            if linkLost == nil, deadSlaves[read.slave] == nil, !polled.contains(read.slave), !device.shouldPoll(at: now) {
+                deadSlaves[read.slave] = "device offline, next try in \(max(0, (device.nextRetry! - now).components.seconds)) s"
+            }
+            health[read.slave] = device
             if let reason = linkLost ?? deadSlaves[read.slave] {
-                samples += fault(read.fields, reason)
+                outcomes += read.fields.map { ($0, .failed(reason)) }
                 continue
             }
+            polled.insert(read.slave)
+            if requests > 0, bus.pauseBetweenRequests > .zero { Thread.sleep(forTimeInterval: bus.pauseBetweenRequests.inSeconds) }
+            requests += 1
             do {
-                samples += try perform(read, client: client)
+                outcomes += try perform(read, client: client)
                 if readFaults.removeValue(forKey: i) != nil {
                     logger.notice("requests answered again", metadata: meta(read))
                 }
@@ -112,6 +136,8 @@ final class LinkState {
                 if readFaults[i] != reason {
                     logger.warning("request failed: \(error)", metadata: meta(read))
                     readFaults[i] = reason
+                } else {
+                    logger.debug("request failed again: \(reason)", metadata: meta(read))
                 }
                 if error.code.needsReconnect {
                     linkLost = "connection lost"
@@ -120,31 +146,81 @@ final class LinkState {
                     timeouts += 1
                     deadSlaves[read.slave] = "timeout"
                 }
-                samples += fault(read.fields, reason)
+                outcomes += read.fields.map { ($0, .failed(reason)) }
+            }
+        }
+        // Device health: a device that was asked and timed out failed this tick; one that answered (even
+        // with an exception) is alive.
+        for slave in polled {
+            let answered = deadSlaves[slave] == nil && linkLost == nil
+            if let changed = health[slave]?.record(answered: answered, at: now) {
+                let text = "device \(slave) is \(changed.rawValue)"
+                if changed == .online { logger.notice("\(text)", metadata: ["slave": "\(slave)"]) } else {
+                    logger.warning("\(text)", metadata: ["slave": "\(slave)"])
+                }
             }
         }
         // Over TCP, a tick in which nothing answered usually means a half-open connection: start afresh.
-        if case .tcp = endpoint, timeouts > 0, timeouts == plan.reads.count, linkLost == nil {
+        if case .tcp = endpoint, timeouts > 0, timeouts == requests, linkLost == nil {
             dropLink(reason: "no device answered", logger: logger)
         }
-        return samples
+        return combine(outcomes)
+    }
+
+    /// One sample per channel from its value and, when it has one, its status word: fault wins, then
+    /// calibrating; a failed status read faults the channel too.
+    func combine(_ outcomes: [(FieldDecoder, FieldOutcome)]) -> [FieldSample] {
+        var value: [Int: FieldOutcome] = [:], status: [Int: FieldOutcome] = [:]
+        var order: [Int] = []
+        for (field, outcome) in outcomes {
+            if case .status = field.role { status[field.channelIndex] = outcome } else {
+                if value[field.channelIndex] == nil { order.append(field.channelIndex) }
+                value[field.channelIndex] = outcome
+            }
+        }
+        return order.map { index in
+            var v: Double?
+            switch value[index] {
+            case .value(let x)?: v = x
+            case .failed(let reason)?: return FieldSample(channelIndex: index, value: nil, status: .fault, reason: reason)
+            default: break
+            }
+            switch status[index] {
+            case .failed(let reason)?:
+                return FieldSample(channelIndex: index, value: v, status: .fault, reason: "status register: \(reason)")
+            case .status(let st, let word)?:
+                let hex = String(word, radix: 16, uppercase: true)
+                return FieldSample(channelIndex: index, value: v, status: st,
+                                   reason: st == .fault ? "analyzer reports fault (status 0x\(hex))" : nil)
+            default:
+                return FieldSample(channelIndex: index, value: v, status: .measuring, reason: nil)
+            }
+        }
+    }
+
+    func outcome(_ field: FieldDecoder, _ regs: [UInt16]) -> FieldOutcome {
+        switch field.role {
+        case .value: return .value(field.value(from: regs))
+        case .status(let st):
+            let word = regs[field.offset]
+            return .status(st.status(of: word), word: word)
+        }
     }
 
     /// Reads a group; when a multi-field group is refused with an exception, falls back to one request
     /// per field so only the channels at the refused addresses fault.
-    private func perform(_ read: RegisterRead, client: ModbusClient) throws(ModbusError) -> [FieldSample] {
+    private func perform(_ read: RegisterRead, client: ModbusClient) throws(ModbusError) -> [(FieldDecoder, FieldOutcome)] {
         do {
             let regs = try request(client, slave: read.slave, kind: read.register, address: read.address, count: read.count)
-            return read.fields.map { FieldSample(channelIndex: $0.channelIndex, value: $0.value(from: regs), status: .measuring, reason: nil) }
+            return read.fields.map { ($0, outcome($0, regs)) }
         } catch where error.code.exception != nil && read.fields.count > 1 {
             return read.fields.map { field in
                 do throws(ModbusError) {
                     let regs = try request(client, slave: read.slave, kind: read.register,
                                            address: read.address + field.offset, count: field.count)
-                    let single = [UInt16](repeating: 0, count: field.offset) + regs
-                    return FieldSample(channelIndex: field.channelIndex, value: field.value(from: single), status: .measuring, reason: nil)
+                    return (field, outcome(field, [UInt16](repeating: 0, count: field.offset) + regs))
                 } catch {
-                    return FieldSample(channelIndex: field.channelIndex, value: nil, status: .fault, reason: error.code.description)
+                    return (field, .failed(error.code.description))
                 }
             }
         }
@@ -164,8 +240,9 @@ final class LinkState {
         do throws(ModbusError) {
             let c: ModbusClient
             if let existing = client { c = existing } else { c = try ModbusClient(endpoint: endpoint) }
-            c.setResponseTimeout(timeout)
+            c.setResponseTimeout(bus.timeout)
             try c.connect()
+            if bus.pauseAfterConnect > .zero { Thread.sleep(forTimeInterval: bus.pauseAfterConnect.inSeconds) }
             client = c
             if linkError != nil { logger.notice("connected to \(endpoint)") }
             linkError = nil
@@ -174,10 +251,10 @@ final class LinkState {
             return c
         } catch {
             let reason = error.code == .connection ? "connection failed" : error.code.description
-            if linkError != reason { logger.warning("cannot connect to \(endpoint): \(error); retrying with backoff up to \(backoffMax)") }
+            if linkError != reason { logger.warning("cannot connect to \(endpoint): \(error); retrying with backoff up to \(bus.reconnectMax)") }
             linkError = reason
             nextAttempt = now + backoff
-            backoff = min(backoff * 2, backoffMax)
+            backoff = min(backoff * 2, bus.reconnectMax)
             return nil
         }
     }
@@ -187,10 +264,6 @@ final class LinkState {
         if linkError == nil { logger.warning("dropping connection to \(endpoint): \(reason)") }
         linkError = "connection lost"
         nextAttempt = nil  // first reconnect on the next tick, then backoff
-    }
-
-    private func fault(_ fields: [FieldDecoder], _ reason: String) -> [FieldSample] {
-        fields.map { FieldSample(channelIndex: $0.channelIndex, value: nil, status: .fault, reason: reason) }
     }
 
     private func meta(_ read: RegisterRead) -> Logger.Metadata {

@@ -1,9 +1,17 @@
 import QuantracConfig
 
-/// One channel's place inside a grouped read: where its registers start and how to turn them into a value.
+/// One channel's place inside a grouped read: where its registers start and how to turn them into a value
+/// (or, for a status field, into the instrument status).
 public struct FieldDecoder: Sendable {
+    public enum Role: Sendable {
+        case value
+        /// The analyzer's status word for the channel.
+        case status(StatusRegister)
+    }
+
     /// Index of the channel in `StationConfig.channels` (file line order).
     public let channelIndex: Int
+    public let role: Role
     public let code: String
     /// Offset of the first register within the group's registers.
     public let offset: Int
@@ -37,32 +45,40 @@ public struct ReadPlan: Sendable {
     /// registers, at most `bus.maxRegistersPerRead` registers per request.
     public init(bus: BusConfig, channels: [ChannelConfig]) {
         self.bus = bus
-        let mine = channels.enumerated().filter { $0.element.bus == bus.name }
-        let keyed = Dictionary(grouping: mine) { SlaveKey(slave: $0.element.slave, register: $0.element.register) }
+        // Every register span to read: each channel's value, and its status word when it has one.
+        var spans: [Span] = []
+        for (index, ch) in channels.enumerated() where ch.bus == bus.name {
+            spans.append(Span(channelIndex: index, channel: ch, register: ch.register, address: ch.address, count: ch.type.registerCount, role: .value))
+            if let st = ch.statusRegister {
+                spans.append(Span(channelIndex: index, channel: ch, register: st.register, address: st.address, count: 1, role: .status(st)))
+            }
+        }
+        let keyed = Dictionary(grouping: spans) { SlaveKey(slave: $0.channel.slave, register: $0.register) }
         var reads: [RegisterRead] = []
         for key in keyed.keys.sorted() {
-            let sorted = keyed[key]!.sorted { ($0.element.address, $0.offset) < ($1.element.address, $1.offset) }
+            let sorted = keyed[key]!.sorted { ($0.address, $0.channelIndex) < ($1.address, $1.channelIndex) }
             var start = -1, end = -1
-            var pending: [(Int, ChannelConfig)] = []
+            var pending: [Span] = []
             func flush() {
                 guard !pending.isEmpty else { return }
-                let fields = pending.map { index, ch in
-                    FieldDecoder(channelIndex: index, code: ch.code, offset: ch.address - start, count: ch.type.registerCount,
-                                 codec: RegisterCodec(type: ch.type, byteOrder: ch.byteOrder), scale: ch.scale, valueOffset: ch.offset)
+                let fields = pending.map { span in
+                    let ch = span.channel
+                    return FieldDecoder(channelIndex: span.channelIndex, role: span.role, code: ch.code, offset: span.address - start, count: span.count,
+                                        codec: RegisterCodec(type: ch.type, byteOrder: ch.byteOrder), scale: ch.scale, valueOffset: ch.offset)
                 }
                 reads.append(RegisterRead(slave: key.slave, register: key.register, address: start, count: end - start, fields: fields))
                 pending = []
             }
-            for (index, ch) in sorted {
-                let chEnd = ch.address + ch.type.registerCount
-                if !pending.isEmpty, ch.address <= end, max(end, chEnd) - start <= bus.maxRegistersPerRead {
-                    end = max(end, chEnd)
+            for span in sorted {
+                let spanEnd = span.address + span.count
+                if !pending.isEmpty, !bus.oneRequestPerField, span.address <= end, max(end, spanEnd) - start <= bus.maxRegistersPerRead {
+                    end = max(end, spanEnd)
                 } else {
                     flush()
-                    start = ch.address
-                    end = chEnd
+                    start = span.address
+                    end = spanEnd
                 }
-                pending.append((index, ch))
+                pending.append(span)
             }
             flush()
         }
@@ -73,6 +89,16 @@ public struct ReadPlan: Sendable {
     public static func plans(for config: StationConfig) -> [ReadPlan] {
         config.buses.map { ReadPlan(bus: $0, channels: config.channels) }
     }
+}
+
+/// A register span one channel needs read.
+private struct Span {
+    let channelIndex: Int
+    let channel: ChannelConfig
+    let register: RegisterKind
+    let address: Int
+    let count: Int
+    let role: FieldDecoder.Role
 }
 
 private struct SlaveKey: Hashable, Comparable {

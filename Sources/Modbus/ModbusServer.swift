@@ -24,6 +24,7 @@ public final class ModbusServer {
     private var clients: [Int32] = []
     private var mappings: [UInt8: UnsafeMutablePointer<modbus_mapping_t>] = [:]
     private let isTCP: Bool
+    private var isConnected = false
     /// The TCP port actually bound (useful with port 0); nil for RTU.
     public private(set) var boundPort: Int?
     /// Requests for a unit id that has no map are answered with this exception (TCP) or ignored (RTU).
@@ -38,9 +39,8 @@ public final class ModbusServer {
         ctx = made
         listenSocket = modbus_tcp_listen(ctx, 16)
         if listenSocket == -1 {
-            let e = quantrac_modbus_errno()
-            modbus_free(ctx)
-            throw ModbusError.fromErrno(e, function: "modbus_tcp_listen", context: "\(host):\(port)")
+            // deinit frees the context: every stored property is set by now.
+            throw ModbusError.fromErrno(quantrac_modbus_errno(), function: "modbus_tcp_listen", context: "\(host):\(port)")
         }
         var addr = sockaddr_in()
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
@@ -59,16 +59,16 @@ public final class ModbusServer {
         ctx = made
         modbus_set_slave(ctx, Int32(slave))
         if modbus_connect(ctx) == -1 {
-            let e = quantrac_modbus_errno()
-            modbus_free(ctx)
-            throw ModbusError.fromErrno(e, function: "modbus_connect", context: device)
+            // deinit frees the context: every stored property is set by now.
+            throw ModbusError.fromErrno(quantrac_modbus_errno(), function: "modbus_connect", context: device)
         }
+        isConnected = true
     }
 
     deinit {
         for fd in clients { Glibc.close(fd) }
         if listenSocket >= 0 { Glibc.close(listenSocket) }
-        if !isTCP { modbus_close(ctx) }
+        if !isTCP, isConnected { modbus_close(ctx) }
         for (_, m) in mappings { modbus_mapping_free(m) }
         modbus_free(ctx)
     }

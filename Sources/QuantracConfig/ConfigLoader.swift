@@ -38,6 +38,8 @@ public enum ConfigLoader {
 
 private struct Parser {
     let issues: IssueCollector
+    /// Framing of each `line` request seen so far, per bus (channels sharing a request share one answer).
+    let textRequests = TextRequestRegistry()
 
     func parse(_ root: TOMLTable) -> StationConfig? {
         let top = TableReader(root, path: "", issues: issues)
@@ -169,26 +171,56 @@ private struct Parser {
         let name = t.string("name", required: true)
         if let name, name.isEmpty || name.contains(where: { $0.isWhitespace }) { t.error("name", "must be a non-empty word without spaces") }
         let transportName = t.string("transport", required: true)
-        let tcpKeys = ["host", "port"], rtuKeys = ["device", "baud", "parity", "data_bits", "stop_bits"]
-        var transport: Transport?
-        switch transportName {
-        case "modbus-tcp":
+        let networkKeys = ["host", "port"], serialKeys = ["device", "baud", "parity", "data_bits", "stop_bits"]
+        let modbusOnlyKeys = ["max_registers_per_read", "one_request_per_field"]
+        /// Keys of other transports are errors, naming the transports they belong to.
+        func reject(_ keys: [String], _ owners: String) {
+            for key in keys where t.has(key) { t.markUsed(key); t.error(key, "only applies to \(owners)") }
+        }
+        func network(defaultPort: Int?) -> (host: String, port: Int)? {
             let host = t.string("host", required: true)
-            let port = t.int("port", default: 502, range: 1...65535)!
-            for key in rtuKeys where t.has(key) { t.markUsed(key); t.error(key, "only applies to transport \"modbus-rtu\"") }
-            if let host { transport = .modbusTCP(host: host, port: port) }
-        case "modbus-rtu":
+            let port = defaultPort.map { t.int("port", default: $0, range: 1...65535)! } ?? t.int("port", required: true, range: 1...65535)
+            guard let host, let port else { return nil }
+            return (host, port)
+        }
+        func serial() -> (device: String, baud: Int, parity: Parity, dataBits: Int, stopBits: Int)? {
             let device = t.string("device", required: true)
             let baud = t.int("baud", default: 9600, range: 50...4_000_000)!
             let parity: Parity = t.choice("parity", default: Parity.none, caseInsensitive: true)!
             let dataBits = t.int("data_bits", default: 8, range: 5...8)!
             let stopBits = t.int("stop_bits", default: 1, range: 1...2)!
-            for key in tcpKeys where t.has(key) { t.markUsed(key); t.error(key, "only applies to transport \"modbus-tcp\"") }
-            if let device { transport = .modbusRTU(device: device, baud: baud, parity: parity, dataBits: dataBits, stopBits: stopBits) }
+            guard let device else { return nil }
+            return (device, baud, parity, dataBits, stopBits)
+        }
+        let onSerial = "transports \"modbus-rtu\" and \"ascii-serial\"", onNetwork = "transports \"modbus-tcp\" and \"modbus-rtu-over-tcp\""
+        let onText = "transport \"ascii-serial\""
+        var transport: Transport?
+        switch transportName {
+        case "modbus-tcp":
+            if let n = network(defaultPort: 502) { transport = .modbusTCP(host: n.host, port: n.port) }
+            reject(serialKeys, onSerial)
+            reject(["protocol"], onText)
+        case "modbus-rtu":
+            if let s = serial() { transport = .modbusRTU(device: s.device, baud: s.baud, parity: s.parity, dataBits: s.dataBits, stopBits: s.stopBits) }
+            reject(networkKeys, onNetwork)
+            reject(["protocol"], onText)
+        case "ascii-serial":
+            let s = serial()
+            let proto: TextProtocol? = t.choice("protocol", required: true)
+            if let s, let proto {
+                transport = .asciiSerial(device: s.device, baud: s.baud, parity: s.parity, dataBits: s.dataBits, stopBits: s.stopBits, protocol: proto)
+            }
+            reject(networkKeys, onNetwork)
+            reject(modbusOnlyKeys, "Modbus buses")
+        case "modbus-rtu-over-tcp":
+            // Device servers and DTUs have no standard port (4001, 8899, 502 …): it must be given.
+            if let n = network(defaultPort: nil) { transport = .modbusRTUOverTCP(host: n.host, port: n.port) }
+            reject(serialKeys, onSerial)
+            reject(["protocol"], onText)
         case nil:
             break
         case let other?:
-            t.error("transport", "\"\(other)\" is not one of modbus-tcp, modbus-rtu")
+            t.error("transport", "\"\(other)\" is not one of modbus-tcp, modbus-rtu, modbus-rtu-over-tcp, ascii-serial")
         }
         let timeout = t.duration("timeout", default: .seconds(1))
         if let station, timeout >= station.pollInterval {
@@ -196,8 +228,21 @@ private struct Parser {
         }
         let reconnectMax = t.duration("reconnect_max", default: .seconds(30))
         let maxRegs = t.int("max_registers_per_read", default: 125, range: 1...125)!
+        var quirks = (pauseAfterConnect: t.duration("pause_after_connect", default: .zero, allowZero: true),
+                      pauseBetweenRequests: t.duration("pause_between_requests", default: .zero, allowZero: true),
+                      oneRequestPerField: t.bool("one_request_per_field", default: false),
+                      offlineAfter: t.int("offline_after", default: 3, range: 1...100)!)
+        if quirks.pauseBetweenRequests > .seconds(5) {
+            t.error("pause_between_requests", "more than 5 s between requests would stall the bus; use at most \"5s\"")
+            quirks.pauseBetweenRequests = .zero
+        }
         guard let name, let transport else { return nil }
-        return BusConfig(name: name, transport: transport, timeout: timeout, reconnectMax: reconnectMax, maxRegistersPerRead: maxRegs)
+        var bus = BusConfig(name: name, transport: transport, timeout: timeout, reconnectMax: reconnectMax, maxRegistersPerRead: maxRegs)
+        bus.pauseAfterConnect = quirks.pauseAfterConnect
+        bus.pauseBetweenRequests = quirks.pauseBetweenRequests
+        bus.oneRequestPerField = quirks.oneRequestPerField
+        bus.offlineAfter = quirks.offlineAfter
+        return bus
     }
 
     func parseChannel(_ t: TableReader, namedBuses: Set<String>, buses: [String: BusConfig], station: Station?) -> ChannelConfig? {
@@ -213,6 +258,7 @@ private struct Parser {
             let known = namedBuses.sorted().joined(separator: ", ")
             t.error("bus", "\"\(busName)\" is not a [[bus]] name (known: \(known.isEmpty ? "none" : known))")
         }
+        if case .text(let channel) = parseTextChannel(t, code: code, unit: unit, busName: busName, buses: buses, station: station) { return channel }
         let slave = t.int("slave", default: 1, range: 0...255)!
         if let busName, case .modbusRTU? = buses[busName]?.transport, !(1...247).contains(slave) {
             t.error("slave", "\(slave) is out of range 1 to 247 for an RTU bus")
@@ -235,6 +281,7 @@ private struct Parser {
         var channel = ChannelConfig(code: code, unit: unit, bus: busName, slave: slave, register: register, address: address,
                                     type: type, byteOrder: byteOrder, scale: scale, offset: offset, decimals: decimals)
         parseAveraging(t, into: &channel, station: station)
+        channel.statusRegister = parseStatusRegister(t, register: register)
         return channel
     }
 
@@ -475,6 +522,40 @@ private struct Parser {
         return nil
     }
 
+    /// `status_address` with `status_calibrating[_mask]` / `status_fault[_mask]`: the analyzer's status word.
+    func parseStatusRegister(_ t: TableReader, register: RegisterKind) -> StatusRegister? {
+        let keys = ["status_register", "status_calibrating", "status_calibrating_mask", "status_fault", "status_fault_mask"]
+        guard let address = t.int("status_address", range: 0...65535) else {
+            for key in keys where t.has(key) {
+                t.markUsed(key)
+                t.error(key, "needs status_address = <zero-based address of the status register>")
+            }
+            return nil
+        }
+        let kind: RegisterKind = t.choice("status_register", default: register)!
+        func matches(_ listKey: String, _ maskKey: String) -> [StatusRegister.Match] {
+            var out: [StatusRegister.Match] = []
+            if let raw = t.table[listKey] {
+                t.markUsed(listKey)
+                let values = raw.array.map { Array($0) } ?? []
+                let words = values.compactMap { $0.int }.filter { (0...65535).contains($0) }.map { UInt16($0) }
+                if raw.array == nil || words.count != values.count || words.isEmpty {
+                    t.error(listKey, "must be a non-empty array of register values 0 to 65535, e.g. [2, 3]")
+                } else {
+                    out.append(.values(Set(words)))
+                }
+            }
+            if let mask = t.int(maskKey, range: 1...65535) { out.append(.mask(UInt16(mask))) }
+            return out
+        }
+        let calibrating = matches("status_calibrating", "status_calibrating_mask")
+        let fault = matches("status_fault", "status_fault_mask")
+        if calibrating.isEmpty && fault.isEmpty {
+            t.error("status_address", "say which values mean what: status_calibrating / status_calibrating_mask and/or status_fault / status_fault_mask")
+        }
+        return StatusRegister(register: kind, address: address, calibrating: calibrating, fault: fault)
+    }
+
     /// Averaging, validity, limits and AQI keys of a channel.
     func parseAveraging(_ t: TableReader, into ch: inout ChannelConfig, station: Station?) {
         var a = AveragePolicy()
@@ -570,5 +651,200 @@ private struct Parser {
                 }
             }
         }
+    }
+}
+
+// MARK: - ascii-serial channels
+
+/// What `parseTextChannel` decided about a `[[channel]]`.
+private enum ChannelKind {
+    /// A register channel: `parseChannel` goes on.
+    case modbus
+    /// A channel of an `ascii-serial` bus, fully parsed (nil when it has problems).
+    case text(ChannelConfig?)
+}
+
+/// The framing of each `line` request per bus, so two channels sharing a request agree on how its answer ends.
+private final class TextRequestRegistry {
+    var seen: [String: (path: String, terminator: [UInt8], checksum: LineChecksum)] = [:]
+}
+
+extension Parser {
+    /// Keys that only make sense for register channels.
+    static let registerKeys = ["slave", "register", "address", "type", "byte_order", "status_address", "status_register",
+                               "status_calibrating", "status_calibrating_mask", "status_fault", "status_fault_mask"]
+    static let lineKeys = ["request", "response", "terminator", "checksum", "status_map"]
+    static let bayernHessenKeys = ["bh_address", "bh_component", "bh_calibration_mask", "bh_fault_mask", "bh_error_mask"]
+
+    /// Reads a channel of an `ascii-serial` bus (`request`/`response`… or `bh_address`/`bh_component`…)
+    /// and its shared keys (scale, offset, decimals, averaging). A channel is one when its bus is an
+    /// `ascii-serial` bus, or, when the bus is unknown or invalid, when it uses one of those keys.
+    /// For register channels it only checks that no text key is used, and the slave range of
+    /// `modbus-rtu-over-tcp` buses, then lets `parseChannel` go on.
+    fileprivate func parseTextChannel(_ t: TableReader, code: String?, unit: String?, busName: String?,
+                                      buses: [String: BusConfig], station: Station?) -> ChannelKind {
+        let bus = busName.flatMap { buses[$0] }
+        let textKeys = Self.lineKeys + Self.bayernHessenKeys
+        var proto: TextProtocol?
+        switch bus?.transport {
+        case .asciiSerial(_, _, _, _, _, let p)?:
+            proto = p
+        case let transport?:
+            for key in textKeys where t.has(key) {
+                t.markUsed(key)
+                t.error(key, "only applies to channels of an ascii-serial bus; bus \"\(busName ?? "")\" is \(transport.name)")
+            }
+            if case .modbusRTUOverTCP = transport, let slave = t.table["slave"]?.int, (0...255).contains(slave), !(1...247).contains(slave) {
+                t.error("slave", "\(slave) is out of range 1 to 247 for an RTU bus")
+            }
+            return .modbus
+        case nil:
+            // Unknown or invalid bus: judge by the keys, so one bad bus does not flag every key of its channels.
+            if Self.lineKeys.contains(where: t.has) { proto = .line } else if Self.bayernHessenKeys.contains(where: t.has) { proto = .bayernHessen } else { return .modbus }
+        }
+        for key in Self.registerKeys where t.has(key) {
+            t.markUsed(key)
+            t.error(key, "only applies to register (Modbus) channels; this channel is on ascii-serial bus \"\(busName ?? "")\"")
+        }
+        let ownKeys = proto == .line ? Self.lineKeys : Self.bayernHessenKeys
+        let otherKeys = proto == .line ? Self.bayernHessenKeys : Self.lineKeys
+        for key in otherKeys where t.has(key) {
+            t.markUsed(key)
+            t.error(key, "only applies to protocol \"\(proto == .line ? TextProtocol.bayernHessen.rawValue : TextProtocol.line.rawValue)\"; "
+                    + "this bus speaks \"\(proto?.rawValue ?? "")\" (use \(ownKeys.prefix(2).joined(separator: " and "))")
+        }
+        let scale = t.double("scale", default: 1)
+        if scale == 0 { t.error("scale", "must not be 0") }
+        let offset = t.double("offset", default: 0)
+        let decimals = t.int("decimals", default: 2, range: 0...6)!
+        let text: TextChannel? = proto == .line ? parseLineChannel(t, busName: busName).map { .line($0) }
+                                                : parseBayernHessenChannel(t).map { .bayernHessen($0) }
+        guard let code, let unit, let busName, let text else { return .text(nil) }
+        var slave = 1
+        if case .bayernHessen(let bh) = text { slave = bh.address }
+        var channel = ChannelConfig(code: code, unit: unit, bus: busName, slave: slave, register: .holding, address: 0,
+                                    type: .float32, byteOrder: .abcd, scale: scale, offset: offset, decimals: decimals)
+        channel.text = text
+        parseAveraging(t, into: &channel, station: station)
+        return .text(channel)
+    }
+
+    private func parseLineChannel(_ t: TableReader, busName: String?) -> LineChannel? {
+        var request: [UInt8]?
+        if let raw = t.string("request", required: true) {
+            switch Self.decodeEscapes(raw) {
+            case .success(let bytes) where bytes.isEmpty: t.error("request", "must not be empty")
+            case .success(let bytes): request = bytes
+            case .failure(let problem): t.error("request", problem.message)
+            }
+        }
+        var terminator: [UInt8] = Array("\r\n".utf8)
+        if let raw = t.string("terminator") {
+            switch Self.decodeEscapes(raw) {
+            case .success(let bytes) where bytes.isEmpty: t.error("terminator", "must not be empty (e.g. '\\r\\n', '\\r' or '\\x03')")
+            case .success(let bytes): terminator = bytes
+            case .failure(let problem): t.error("terminator", problem.message)
+            }
+        }
+        let checksum: LineChecksum = t.choice("checksum", default: LineChecksum.none)!
+        var pattern: String?
+        var hasStatus = false
+        if let raw = t.string("response", required: true) {
+            do {
+                let regex = try Regex(raw)
+                if !regex.contains(captureNamed: "value") {
+                    t.error("response", "needs a named group (?<value>…) around the number, e.g. \"COD=(?<value>[-+0-9.]+)\"")
+                } else {
+                    pattern = raw
+                    hasStatus = regex.contains(captureNamed: "status")
+                }
+            } catch {
+                t.error("response", "\"\(raw)\" is not a valid regular expression: \(error)")
+            }
+        }
+        var statusMap: [String: InstrumentStatus] = [:]
+        if let raw = t.table["status_map"] {
+            t.markUsed("status_map")
+            if let table = raw.table {
+                for key in table.keys.sorted() {
+                    let text = table[key]?.string
+                    if let text, let status = InstrumentStatus.allCases.first(where: { $0.description == text }) {
+                        statusMap[key] = status
+                    } else {
+                        issues.add(t.keyPath("status_map") + ".\(key)", "\(text.map { "\"\($0)\"" } ?? "value") is not one of measuring, calibrating, fault")
+                    }
+                }
+                if table.keys.isEmpty { t.error("status_map", "must map at least one status text, e.g. { \"M\" = \"measuring\", \"C\" = \"calibrating\" }") }
+                if pattern != nil, !hasStatus {
+                    t.error("status_map", "the response pattern has no (?<status>…) group to map")
+                }
+            } else {
+                t.error("status_map", "must be an inline table like { \"M\" = \"measuring\", \"C\" = \"calibrating\", \"F\" = \"fault\" }")
+            }
+        } else if hasStatus {
+            t.error("status_map", "missing; the response pattern has a (?<status>…) group: say what its texts mean, e.g. { \"M\" = \"measuring\", \"C\" = \"calibrating\", \"F\" = \"fault\" }")
+        }
+        guard let request, let pattern else { return nil }
+        // Channels sharing a request share one answer: its framing must be the same.
+        if let busName {
+            let key = busName + "\u{0}" + request.map { String($0) }.joined(separator: ",")
+            if let first = textRequests.seen[key] {
+                if first.terminator != terminator {
+                    t.error("terminator", "differs from \(first.path), which sends the same request on bus \"\(busName)\" (one request, one answer)")
+                }
+                if first.checksum != checksum {
+                    t.error("checksum", "differs from \(first.path), which sends the same request on bus \"\(busName)\" (one request, one answer)")
+                }
+            } else {
+                textRequests.seen[key] = (t.path, terminator, checksum)
+            }
+        }
+        return LineChannel(request: request, response: pattern, terminator: terminator, checksum: checksum, statusMap: statusMap)
+    }
+
+    private func parseBayernHessenChannel(_ t: TableReader) -> BayernHessenChannel? {
+        let address = t.int("bh_address", required: true, range: 0...999)
+        let component = t.int("bh_component", default: 1, range: 1...99)!
+        func mask(_ key: String, _ def: UInt8) -> UInt8 {
+            UInt8(t.int(key, default: Int(def), range: 0...255)!)
+        }
+        let calibration = mask("bh_calibration_mask", BayernHessenChannel.defaultCalibrationMask)
+        let fault = mask("bh_fault_mask", BayernHessenChannel.defaultFaultMask)
+        let error = mask("bh_error_mask", BayernHessenChannel.defaultErrorMask)
+        if calibration & fault != 0 {
+            t.error("bh_calibration_mask", String(format: "shares bits 0x%02X with bh_fault_mask; a status bit means one thing", calibration & fault))
+        }
+        guard let address else { return nil }
+        return BayernHessenChannel(address: address, component: component, calibrationMask: calibration, faultMask: fault, errorMask: error)
+    }
+
+    struct EscapeProblem: Error { let message: String }
+
+    /// Decodes `\r`, `\n`, `\t`, `\xHH` and `\\` in a request or terminator written in a TOML literal
+    /// string ('…'); other characters are sent as their UTF-8 bytes. (In a basic string "…", TOML has
+    /// already turned `\r`, `\n` and `\u0002` into the characters themselves.)
+    static func decodeEscapes(_ text: String) -> Result<[UInt8], EscapeProblem> {
+        var out: [UInt8] = []
+        var bytes = Array(text.utf8)[...]
+        while let b = bytes.popFirst() {
+            guard b == UInt8(ascii: "\\") else { out.append(b); continue }
+            guard let e = bytes.popFirst() else { return .failure(EscapeProblem(message: "ends with a lone backslash; write \\\\ for one backslash")) }
+            switch e {
+            case UInt8(ascii: "r"): out.append(0x0D)
+            case UInt8(ascii: "n"): out.append(0x0A)
+            case UInt8(ascii: "t"): out.append(0x09)
+            case UInt8(ascii: "\\"): out.append(0x5C)
+            case UInt8(ascii: "x"):
+                let digits = bytes.prefix(2)
+                guard digits.count == 2, let v = UInt8(String(decoding: digits, as: UTF8.self), radix: 16) else {
+                    return .failure(EscapeProblem(message: "\\x needs two hex digits, e.g. \\x02"))
+                }
+                out.append(v)
+                bytes = bytes.dropFirst(2)
+            default:
+                return .failure(EscapeProblem(message: "unknown escape \\\(String(UnicodeScalar(e))); use \\r, \\n, \\t, \\xHH or \\\\"))
+            }
+        }
+        return .success(out)
     }
 }

@@ -78,12 +78,96 @@ public struct Station: Sendable {
 public enum Transport: Sendable, Hashable {
     case modbusTCP(host: String, port: Int)
     case modbusRTU(device: String, baud: Int, parity: Parity, dataBits: Int, stopBits: Int)
+    /// An analyzer speaking a text protocol on a serial line (`ascii-serial`), read through libserialport.
+    case asciiSerial(device: String, baud: Int, parity: Parity, dataBits: Int, stopBits: Int, protocol: TextProtocol)
+    /// Modbus RTU frames (slave, function, CRC) carried as-is over a TCP connection
+    /// (`modbus-rtu-over-tcp`): serial device servers in "raw TCP" mode and cellular DTUs.
+    case modbusRTUOverTCP(host: String, port: Int)
 
     public var name: String {
         switch self {
         case .modbusTCP: return "modbus-tcp"
         case .modbusRTU: return "modbus-rtu"
+        case .asciiSerial: return "ascii-serial"
+        case .modbusRTUOverTCP: return "modbus-rtu-over-tcp"
         }
+    }
+}
+
+/// The text protocol of an `ascii-serial` bus.
+public enum TextProtocol: String, Sendable, CaseIterable {
+    /// Generic request/response: each channel sends a fixed request and picks its value out of the
+    /// answer line with a regular expression.
+    case line
+    /// The German analyzer protocol (Bayern-Hessen, "Gesytec"): `DA` data request, `MD` answer.
+    case bayernHessen = "bayern-hessen"
+}
+
+/// Block check of a `line` protocol answer: two hex digits at the end of the answer line (just before
+/// the terminator), computed over every byte of the line before them.
+public enum LineChecksum: String, Sendable, CaseIterable {
+    case none
+    /// XOR of the covered bytes.
+    case xor8
+    /// Sum of the covered bytes modulo 256.
+    case sum8
+}
+
+/// How a channel of an `ascii-serial` bus is read.
+public enum TextChannel: Sendable, Hashable {
+    case line(LineChannel)
+    case bayernHessen(BayernHessenChannel)
+}
+
+/// A channel of a `line` protocol bus: a fixed request, and where its value is in the answer.
+public struct LineChannel: Sendable, Hashable {
+    /// Bytes sent (escapes already decoded). Channels with the same request on one bus share one exchange per poll.
+    public var request: [UInt8]
+    /// Regular expression searched in the answer line (terminator and checksum removed), with a named
+    /// group `value` and optionally a named group `status`. Validated at load.
+    public var response: String
+    /// End of the answer line (default CR LF).
+    public var terminator: [UInt8]
+    public var checksum: LineChecksum
+    /// Text of the `status` group → instrument status. Empty when the pattern has no `status` group.
+    public var statusMap: [String: InstrumentStatus]
+
+    public init(request: [UInt8], response: String, terminator: [UInt8], checksum: LineChecksum, statusMap: [String: InstrumentStatus]) {
+        self.request = request
+        self.response = response
+        self.terminator = terminator
+        self.checksum = checksum
+        self.statusMap = statusMap
+    }
+}
+
+/// A channel of a Bayern-Hessen bus: one component of one analyzer's `MD` answer.
+public struct BayernHessenChannel: Sendable, Hashable {
+    /// The analyzer's address (0…999), sent as three digits in `DA<address>`.
+    public var address: Int
+    /// Position of the component in the `MD` answer, from 1.
+    public var component: Int
+    /// Status-byte bits meaning calibration or maintenance (→ `01`).
+    public var calibrationMask: UInt8
+    /// Status-byte bits meaning fault (→ `02`).
+    public var faultMask: UInt8
+    /// Error-byte bits meaning fault (→ `02`).
+    public var errorMask: UInt8
+
+    /// Defaults follow the Ecotech Serinus status bit map: bit 1 out of service, bit 2 zero mode, bit 3 span mode.
+    public static let defaultCalibrationMask: UInt8 = 0x0E
+    /// Bit 0: instrument off.
+    public static let defaultFaultMask: UInt8 = 0x01
+    /// Any error bit.
+    public static let defaultErrorMask: UInt8 = 0xFF
+
+    public init(address: Int, component: Int, calibrationMask: UInt8 = Self.defaultCalibrationMask,
+                faultMask: UInt8 = Self.defaultFaultMask, errorMask: UInt8 = Self.defaultErrorMask) {
+        self.address = address
+        self.component = component
+        self.calibrationMask = calibrationMask
+        self.faultMask = faultMask
+        self.errorMask = errorMask
     }
 }
 
@@ -98,6 +182,12 @@ public struct BusConfig: Sendable {
     public var reconnectMax: Duration
     /// Largest read request (registers); 125 is the protocol maximum.
     public var maxRegistersPerRead: Int
+    /// Device quirks: wait after (re)connecting, wait between requests, one request per channel.
+    public var pauseAfterConnect: Duration = .zero
+    public var pauseBetweenRequests: Duration = .zero
+    public var oneRequestPerField = false
+    /// Consecutive failed polls after which a device is offline (then retried with backoff up to `reconnect_max`).
+    public var offlineAfter = 3
 }
 
 public enum RegisterKind: String, Sendable, CaseIterable { case holding, input }
@@ -152,6 +242,47 @@ public struct ChannelConfig: Sendable {
     public var aqiFactor: Double = 1
     /// Also compute 8-hour rolling means (O3, CO).
     public var rolling8h = false
+    /// The analyzer's status register, mapped to calibrating/fault (nil: the channel is measuring when it answers).
+    public var statusRegister: StatusRegister?
+    /// How the channel is read on an `ascii-serial` bus (nil on Modbus buses). Such a channel has no
+    /// registers: `slave`, `register`, `address`, `type` and `byte_order` keep neutral values.
+    public var text: TextChannel?
+}
+
+/// An analyzer status word read with the channel, mapped to the instrument status.
+/// Fault wins over calibrating; anything else is measuring.
+public struct StatusRegister: Sendable, Hashable {
+    public enum Match: Sendable, Hashable {
+        /// The word equals one of these values.
+        case values(Set<UInt16>)
+        /// Any of these bits is set.
+        case mask(UInt16)
+
+        public func matches(_ word: UInt16) -> Bool {
+            switch self {
+            case .values(let v): return v.contains(word)
+            case .mask(let m): return word & m != 0
+            }
+        }
+    }
+
+    public var register: RegisterKind
+    public var address: Int
+    public var calibrating: [Match]
+    public var fault: [Match]
+
+    public init(register: RegisterKind, address: Int, calibrating: [Match], fault: [Match]) {
+        self.register = register
+        self.address = address
+        self.calibrating = calibrating
+        self.fault = fault
+    }
+
+    public func status(of word: UInt16) -> InstrumentStatus {
+        if fault.contains(where: { $0.matches(word) }) { return .fault }
+        if calibrating.contains(where: { $0.matches(word) }) { return .calibrating }
+        return .measuring
+    }
 }
 
 public enum PublishMode: String, Sendable, CaseIterable {

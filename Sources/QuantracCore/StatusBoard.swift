@@ -18,6 +18,8 @@ public final class StatusBoard: Sendable {
         public var name: String
         public var lastTickMs: Int64?
         public var faultChannels: Int
+        /// Health per device (slave id → online, suspect, offline, recovering).
+        public var devices: [String: String] = [:]
     }
 
     public struct TargetState: Sendable, Codable, Hashable {
@@ -79,6 +81,14 @@ public final class StatusBoard: Sendable {
             if let b = s.buses.firstIndex(where: { $0.name == bus }) {
                 s.buses[b].lastTickMs = readings.map(\.time.milliseconds).max() ?? s.buses[b].lastTickMs
                 s.buses[b].faultChannels = readings.filter { $0.status == .fault }.count
+            }
+        }
+    }
+
+    public func devices(bus: String, _ states: [Int: String]) {
+        state.withLock { s in
+            if let b = s.buses.firstIndex(where: { $0.name == bus }) {
+                s.buses[b].devices = Dictionary(uniqueKeysWithValues: states.map { (String($0.key), $0.value) })
             }
         }
     }

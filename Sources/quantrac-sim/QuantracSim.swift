@@ -66,6 +66,8 @@ struct QuantracSim: ParsableCommand {
                 units = [UInt8(slave)]
                 let p: SerialParity = parity == .even ? .even : parity == .odd ? .odd : .none
                 server = try ModbusServer(rtuDevice: device, baud: baud, parity: p, dataBits: dataBits, stopBits: stopBits, slave: slave)
+            case .modbusRTUOverTCP, .asciiSerial:
+                continue  // not simulated (yet)
             }
             for unit in units {
                 let mine = channels.filter { UInt8($0.slave) == unit }

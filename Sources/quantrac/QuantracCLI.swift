@@ -12,7 +12,7 @@ struct QuantracCLI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quantrac",
         abstract: "Quantrac station data logger: technician and operator commands.",
-        subcommands: [Check.self, Read.self, Status.self, Calibrate.self, Outbox.self, Averages.self, Audit.self])
+        subcommands: [Check.self, Read.self, Probe.self, Status.self, Calibrate.self, Outbox.self, Averages.self, Audit.self])
 }
 
 /// Exit status for an invalid configuration (sysexits EX_CONFIG).
@@ -45,14 +45,17 @@ struct Check: ParsableCommand {
 
 struct Read: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Poll every channel once, directly on the buses, and print code, value, unit and status.",
-        discussion: "Opens the buses itself: stop quantracd first when it owns a serial port.")
+        abstract: "Live values: from the running daemon, or by polling every channel once when no daemon runs.",
+        discussion: "With --direct (or without a daemon) the buses are opened here: a serial port the daemon owns is refused.")
 
     @Option(name: .long, help: "Station configuration (TOML).")
     var config: String
 
     @Flag(name: .long, help: "Print JSON instead of a table.")
     var json = false
+
+    @Flag(name: .long, help: "Poll the buses directly even when the daemon runs (Modbus TCP only then).")
+    var direct = false
 
     struct Row: Encodable {
         let code: String
@@ -65,6 +68,24 @@ struct Read: AsyncParsableCommand {
 
     func run() async throws {
         let c = try loadConfig(config)
+        let live = direct ? nil : try fromDaemon(c)
+        let rows: [Row]
+        if let live { rows = live } else { rows = try await pollDirectly(c) }
+        try output(rows, c)
+    }
+
+    /// The daemon's latest values over the control socket; nil when it is not running.
+    func fromDaemon(_ c: StationConfig) throws -> [Row]? {
+        let socket = (c.station.dataDir as NSString).appendingPathComponent("control.sock")
+        guard let data = try? ControlClient.get("/status", socket: socket) else { return nil }
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        let snapshot = try decoder.decode(StatusBoard.Snapshot.self, from: data)
+        return snapshot.channels.map { Row(code: $0.code, value: $0.value, unit: $0.unit, status: $0.status, statusCode: $0.statusCode, reason: $0.reason) }
+    }
+
+    func pollDirectly(_ c: StationConfig) async throws -> [Row] {
+        try refuseSerialPortsOwnedByTheDaemon(c, buses: c.buses.map(\.name))
         var logger = Logger(label: "quantrac")
         logger.logLevel = .critical
         var samples: [FieldSample] = []
@@ -73,11 +94,14 @@ struct Read: AsyncParsableCommand {
             bus.shutdown()
         }
         let byIndex = Dictionary(samples.map { ($0.channelIndex, $0) }, uniquingKeysWith: { a, _ in a })
-        let rows = c.channels.enumerated().map { i, ch in
+        return c.channels.enumerated().map { i, ch in
             let s = byIndex[i]
             return Row(code: ch.code, value: s?.value, unit: ch.unit, status: (s?.status ?? .fault).description,
                        statusCode: (s?.status ?? .fault).fileCode, reason: s?.reason)
         }
+    }
+
+    func output(_ rows: [Row], _ c: StationConfig) throws {
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]

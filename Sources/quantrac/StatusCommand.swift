@@ -105,3 +105,25 @@ struct Status: AsyncParsableCommand {
         print("calibration: " + (s.calibrations.isEmpty ? "none" : s.calibrations.joined(separator: "; ")))
     }
 }
+
+/// A serial line has one owner: while quantracd runs for this configuration (its data directory lock is
+/// held), commands that would open one of its serial buses are refused with what to do instead.
+func refuseSerialPortsOwnedByTheDaemon(_ c: StationConfig, buses: [String]) throws {
+    let serial = c.buses.filter { b in
+        guard buses.contains(b.name) else { return false }
+        if case .modbusRTU = b.transport { return true }
+        return false
+    }
+    guard !serial.isEmpty else { return }
+    let lock = (c.station.dataDir as NSString).appendingPathComponent("quantracd.lock")
+    let fd = open(lock, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return }  // no daemon has ever run here
+    defer { close(fd) }
+    if flock(fd, LOCK_EX | LOCK_NB) == 0 {
+        flock(fd, LOCK_UN)
+        return
+    }
+    let devices = serial.compactMap { b -> String? in if case .modbusRTU(let d, _, _, _, _) = b.transport { return d } else { return nil } }
+    throw ValidationError("quantracd is running and owns \(devices.joined(separator: ", ")); use `quantrac read` without --direct "
+                          + "(values from the daemon), or stop quantracd first")
+}

@@ -342,6 +342,23 @@ struct SecureTargetTests {
         #expect(lines.filter { $0.hasPrefix("Failed password for \(ssh.user)") }.count == 2, "\(ssh.log)")
     }
 
+    @Test func sftpServerWithoutTheConfiguredHostKeyTypeSaysSo() async throws {
+        let dir = try makeTemporaryDirectory("sftp-no-ed25519")
+        let ssh = try SSHPeer.start(in: dir.appendingPathComponent("sshd"), hostKeyTypes: ["ecdsa"])
+        defer { ssh.stop() }
+        // The right ECDSA fingerprint, but host_key_type left at its default (ssh-ed25519): no common algorithm.
+        let config = try sftpTarget(ssh, dir: dir, path: dir.path + "/receiver",
+                                    hostKey: try #require(ssh.hostKeyFingerprints["ecdsa-sha2-nistp256"]))
+        let uploader = try SFTPUploader(target: config, credentials: try TargetCredentials.load(for: config, targetPath: "target[0]"),
+                                        targetPath: "target[0]")
+        defer { uploader.shutdown() }
+        let error = await expectFailure(.transient) { () async throws(UploadError) in
+            try await uploader.upload(name: "A.txt", bytes: Self.bytes, directory: dir.path + "/receiver")
+        }
+        #expect(error?.message.contains("has a ssh-ed25519 host key (target[0].host_key_type)") == true, "\(error?.message ?? "")")
+        #expect(!FileManager.default.fileExists(atPath: dir.path + "/receiver"))
+    }
+
     @Test func sftpStoppedServerIsTransient() async throws {
         let dir = try makeTemporaryDirectory("sftp-down")
         let ssh = try SSHPeer.start(in: dir.appendingPathComponent("sshd"))

@@ -95,12 +95,19 @@ struct StationTemplateTests {
         }
         try config.text.write(to: configURL, atomically: true, encoding: .utf8)
 
-        let read = try run("quantrac", ["read", "--config", configURL.path, "--json"], in: dir, label: "read")
-        #expect(read.exitStatus == 0, "\(read.stderrText)\n\(sim.logReport())")
         struct Row: Decodable { let code: String; let value: Double?; let statusCode: String; let reason: String? }
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
-        let rows = try decoder.decode([Row].self, from: Data(read.stdoutText.utf8))
+        // The simulator's RTU side misses requests for a few hundred milliseconds after READY: read again
+        // (at most 5 times) until every channel answers.
+        var rows: [Row] = []
+        for attempt in 1...5 {
+            let read = try run("quantrac", ["read", "--config", configURL.path, "--json"], in: dir, label: "read")
+            #expect(read.exitStatus == 0, "\(read.stderrText)\n\(sim.logReport())")
+            rows = try decoder.decode([Row].self, from: Data(read.stdoutText.utf8))
+            if rows.allSatisfy({ $0.statusCode == "00" }) || attempt == 5 { break }
+            Thread.sleep(forTimeInterval: 0.3)
+        }
         let codes = original.tables("[[channel]]").compactMap { $0.string("code") }
         #expect(rows.map(\.code) == codes)
         for row in rows {
