@@ -197,7 +197,7 @@ public final class TextLink {
             case .failure(let failure):
                 produced = fault(exchange.fields, failure.description)
             }
-            let firstFault = produced.first { $0.status == .fault && $0.value == nil }?.reason
+            let firstFault = produced.first { $0.status == .fault }?.reason
             note(exchange: i, fault: firstFault, logger: logger)
             samples += produced
         }

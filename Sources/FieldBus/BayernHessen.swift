@@ -44,6 +44,13 @@ public enum BayernHessen {
         public let value: Double
         public let status: UInt8
         public let error: UInt8
+
+        public init(id: String, value: Double, status: UInt8, error: UInt8) {
+            self.id = id
+            self.value = value
+            self.status = status
+            self.error = error
+        }
     }
 
     /// Why an answer was refused.

@@ -26,14 +26,15 @@ public enum LineFraming {
     }
 
     /// The end of the first answer line in `buffer`: the line (without terminator) once a terminator has
-    /// arrived. Empty lines (a terminator at the very start, e.g. a CR LF the analyzer sends first) are
-    /// skipped: `consumed` says how many bytes to drop before looking again.
+    /// arrived, `consumed` bytes from the start. CR and LF bytes at the start of a line are dropped (the LF
+    /// of a CR LF when the terminator is CR, a blank line an analyzer sends first); a line that is empty
+    /// then is for the caller to skip.
     public static func firstLine(in buffer: [UInt8], terminator: [UInt8]) -> (line: [UInt8], consumed: Int)? {
         guard !terminator.isEmpty, buffer.count >= terminator.count else { return nil }
         var i = 0
         while i + terminator.count <= buffer.count {
             if buffer[i] == terminator[0], Array(buffer[i..<(i + terminator.count)]) == terminator {
-                return (Array(buffer[..<i]), i + terminator.count)
+                return (Array(buffer[..<i].drop { $0 == 0x0D || $0 == 0x0A }), i + terminator.count)
             }
             i += 1
         }

@@ -206,7 +206,10 @@ private struct Parser {
             reject(["protocol"], onText)
         case "ascii-serial":
             let s = serial()
-            let proto: TextProtocol? = t.choice("protocol", required: true)
+            if !t.has("protocol") {
+                t.error("protocol", "missing; add protocol = \"line\" (request and regular expression) or \"bayern-hessen\"")
+            }
+            let proto: TextProtocol? = t.choice("protocol")
             if let s, let proto {
                 transport = .asciiSerial(device: s.device, baud: s.baud, parity: s.parity, dataBits: s.dataBits, stopBits: s.stopBits, protocol: proto)
             }
@@ -711,7 +714,7 @@ extension Parser {
         for key in otherKeys where t.has(key) {
             t.markUsed(key)
             t.error(key, "only applies to protocol \"\(proto == .line ? TextProtocol.bayernHessen.rawValue : TextProtocol.line.rawValue)\"; "
-                    + "this bus speaks \"\(proto?.rawValue ?? "")\" (use \(ownKeys.prefix(2).joined(separator: " and "))")
+                    + "bus \"\(busName ?? "")\" speaks \"\(proto?.rawValue ?? "")\" (use \(ownKeys.prefix(2).joined(separator: " and ")))")
         }
         let scale = t.double("scale", default: 1)
         if scale == 0 { t.error("scale", "must not be 0") }

@@ -245,7 +245,8 @@ public struct ChannelConfig: Sendable {
     /// The analyzer's status register, mapped to calibrating/fault (nil: the channel is measuring when it answers).
     public var statusRegister: StatusRegister?
     /// How the channel is read on an `ascii-serial` bus (nil on Modbus buses). Such a channel has no
-    /// registers: `slave`, `register`, `address`, `type` and `byte_order` keep neutral values.
+    /// registers: `register`, `address`, `type` and `byte_order` keep neutral values, and `slave` is the
+    /// Bayern-Hessen address (1 for the line protocol).
     public var text: TextChannel?
 }
 

@@ -55,24 +55,17 @@ public final class SerialPort {
             throw SerialPortError.from(found, function: "sp_get_port_by_name", context: path, opening: true)
         }
         port = made
+        // From here on a throw still runs deinit (self is fully initialized), which closes and frees.
         let opened = sp_open(port, SP_MODE_READ_WRITE)
         guard opened == SP_OK else {
-            let error = SerialPortError.from(opened, function: "sp_open", context: path, opening: true)
-            sp_free_port(port)
-            throw error
+            throw SerialPortError.from(opened, function: "sp_open", context: path, opening: true)
         }
         isOpen = true
-        do {
-            try lockExclusively()
-            try configure(settings)
-        } catch {
-            sp_close(port)
-            sp_free_port(port)
-            isOpen = false
-            throw error
-        }
+        try lockExclusively()
+        try configure(settings)
     }
 
+    /// Closes the port (`sp_close`) and frees it (`sp_free_port`); also after a failed `init`.
     deinit {
         if isOpen { sp_close(port) }
         sp_free_port(port)

@@ -32,7 +32,7 @@ struct RTUFramingTests {
         #expect(try parse(Self.answer + [0x03, 0x03]) == .registers([0x41F6, 0xE979, 0x0007]))
     }
 
-    @Test func exceptionAnswersGiveTheSameCodesAsLibmodbus() {
+    @Test func exceptionAnswersGiveTheSameCodesAsLibmodbus() throws {
         #expect(throws: ModbusError(code: .exception(.illegalDataAddress), function: "", context: "", message: "")) {
             try parse([0x03, 0x83, 0x02, 0x61, 0x31])
         }

@@ -13,7 +13,7 @@ struct BayernHessenTests {
     @Test func dataRequestMatchesTheManualExample() {
         // Ecotech Serinus manual: <STX>DA097<ETX>3A
         #expect(BayernHessen.dataRequest(address: 97) == [0x02] + bytes("DA097") + [0x03] + bytes("3A"))
-        #expect(BayernHessen.dataRequest(address: 1) == [0x02] + bytes("DA001") + [0x03] + bytes("38"))
+        #expect(BayernHessen.dataRequest(address: 1) == [0x02] + bytes("DA001") + [0x03] + bytes("35"))
     }
 
     @Test func blockCheckMatchesTheManualControlExample() {
@@ -100,7 +100,7 @@ struct BayernHessenTests {
 
 /// The generic line protocol: checksums, framing, regular expressions, status maps.
 struct LineProtocolTests {
-    @Test func checksumsCoverEveryByteBeforeTheTwoDigits() {
+    @Test func checksumsCoverEveryByteBeforeTheTwoDigits() throws {
         let body = bytes("COD=41.20;TSS=18.52;ST=M*")
         #expect(LineFraming.checksum(.xor8, of: body) == 0x48)
         #expect(LineFraming.checksum(.sum8, of: body) == 0x0E)
@@ -118,6 +118,7 @@ struct LineProtocolTests {
         #expect(LineFraming.firstLine(in: bytes("A\rB\r\n"), terminator: bytes("\r\n"))?.line == bytes("A\rB"))
         let empty = LineFraming.firstLine(in: bytes("\r\nX\r\n"), terminator: bytes("\r\n"))
         #expect(empty?.line == [] && empty?.consumed == 2)
+        #expect(LineFraming.firstLine(in: bytes("\npH 7.45\r"), terminator: bytes("\r"))?.line == bytes("pH 7.45"))
     }
 
     @Test func readsNumbersAsAnalyzersPrintThem() {

@@ -94,6 +94,7 @@ struct TransmissionServiceTests {
         let service = TransmissionService(target: target, station: station, uploader: uploader, store: store, outbox: outbox,
                                           signal: OutboxSignal(), wallClock: SystemWallClock(), logger: Logger(label: "test"))
         try await runUntil(service) { uploader.calls.count == 3 }
+        try #require(uploader.calls.count == 3, "all three delivered within 20 s")
         #expect(uploader.calls.map(\.name) == names)
         #expect(uploader.attempts == [names[0], names[0], names[0], names[1], names[2]], "retries the head, never skips it")
         #expect(uploader.calls.map(\.directory) == ["/recv/NUO001/2026/03/15", "/recv/NUO001/2026/03/15", "/recv/NUO001/2026/03/16"])
@@ -128,6 +129,7 @@ struct TransmissionServiceTests {
         let service = TransmissionService(target: t, station: station, uploader: uploader, store: store, outbox: outbox,
                                           signal: OutboxSignal(), wallClock: SystemWallClock(), logger: Logger(label: "test"))
         try await runUntil(service) { uploader.calls.count == 1 }
+        try #require(uploader.calls.count == 1)
         #expect(uploader.calls.first == FlakyUploader.Call(name: "HN_ABCD_NUO001_20260316000000.txt", directory: "/recv/24h/20260315", bytes: [1, 2]))
         #expect(FileManager.default.fileExists(atPath: outbox.sent + "/24h/HN_ABCD_NUO001_20260316000000.txt"))
     }
