@@ -12,13 +12,12 @@
 # VERSION (0.1.0), MAINTAINER. Prints the path of the package on its last line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ROOT=$PWD
 SWIFT=${SWIFT:-swift}
 SCRATCH=${SCRATCH:-.build}
 VERSION=${VERSION:-0.1.0}
 MAINTAINER=${MAINTAINER:-Quantrac maintainers <quantrac@localhost>}
 ARCH=$(dpkg --print-architecture)
-OUT=${OUT:-$SCRATCH/deb}
+OUT=$(realpath -m "${OUT:-$SCRATCH/deb}")
 PKG=quantrac_${VERSION}_${ARCH}
 STAGE=$OUT/$PKG
 
@@ -61,8 +60,11 @@ SHLIB=$(mktemp -d)
 trap 'rm -rf "$SHLIB"' EXIT
 mkdir -p "$SHLIB/debian"
 printf 'Source: quantrac\n\nPackage: quantrac\nArchitecture: any\n' > "$SHLIB/debian/control"
-DEPENDS=$(cd "$SHLIB" && dpkg-shlibdeps -O "$ROOT/$STAGE/usr/bin/quantracd" "$ROOT/$STAGE/usr/bin/quantrac" \
-  "$ROOT/$STAGE/usr/bin/quantrac-sim" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
+if ! SHLIBDEPS=$(cd "$SHLIB" && dpkg-shlibdeps -O "$STAGE/usr/bin/quantracd" "$STAGE/usr/bin/quantrac" "$STAGE/usr/bin/quantrac-sim"); then
+  echo "build-deb: dpkg-shlibdeps failed" >&2
+  exit 1
+fi
+DEPENDS=$(sed -n 's/^shlibs:Depends=//p' <<< "$SHLIBDEPS")
 [ -n "$DEPENDS" ] || { echo "build-deb: dpkg-shlibdeps found no dependencies" >&2; exit 1; }
 
 cat > "$STAGE/DEBIAN/control" <<CONTROL

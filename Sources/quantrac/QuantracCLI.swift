@@ -36,8 +36,10 @@ struct Check: ParsableCommand {
 
     func run() throws {
         let c = try loadConfig(config)
-        let plans = ReadPlan.plans(for: c)
-        let requests = plans.map(\.reads.count).reduce(0, +)
+        let requests = c.buses.map { bus -> Int in
+            if case .asciiSerial = bus.transport { return TextPlan(bus: bus, channels: c.channels).exchanges.count }
+            return ReadPlan(bus: bus, channels: c.channels).reads.count
+        }.reduce(0, +)
         print("\(config): OK — station \(c.station.prefix) (\(c.station.kind.rawValue)), \(c.buses.count) bus\(c.buses.count == 1 ? "" : "es"), "
               + "\(c.channels.count) channels in \(requests) requests per poll, \(c.targets.count) target\(c.targets.count == 1 ? "" : "s")")
     }

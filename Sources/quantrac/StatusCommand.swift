@@ -109,12 +109,13 @@ struct Status: AsyncParsableCommand {
 /// A serial line has one owner: while quantracd runs for this configuration (its data directory lock is
 /// held), commands that would open one of its serial buses are refused with what to do instead.
 func refuseSerialPortsOwnedByTheDaemon(_ c: StationConfig, buses: [String]) throws {
-    let serial = c.buses.filter { b in
-        guard buses.contains(b.name) else { return false }
-        if case .modbusRTU = b.transport { return true }
-        return false
+    let devices = c.buses.filter { buses.contains($0.name) }.compactMap { b -> String? in
+        switch b.transport {
+        case .modbusRTU(let device, _, _, _, _), .asciiSerial(let device, _, _, _, _, _): return device
+        case .modbusTCP, .modbusRTUOverTCP: return nil
+        }
     }
-    guard !serial.isEmpty else { return }
+    guard !devices.isEmpty else { return }
     let lock = (c.station.dataDir as NSString).appendingPathComponent("quantracd.lock")
     let fd = open(lock, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return }  // no daemon has ever run here
@@ -123,7 +124,6 @@ func refuseSerialPortsOwnedByTheDaemon(_ c: StationConfig, buses: [String]) thro
         flock(fd, LOCK_UN)
         return
     }
-    let devices = serial.compactMap { b -> String? in if case .modbusRTU(let d, _, _, _, _) = b.transport { return d } else { return nil } }
     throw ValidationError("quantracd is running and owns \(devices.joined(separator: ", ")); use `quantrac read` without --direct "
                           + "(values from the daemon), or stop quantracd first")
 }

@@ -72,6 +72,12 @@ struct PackagingTests {
     @Test(.enabled(if: getuid() == 0, "installs a package on this machine: run as root"), .timeLimit(.minutes(10)))
     func packageInstallsRunsAndPurgesCleanly() throws {
         let dir = try makeTemporaryDirectory("deb")
+        // Test runs of other checkouts on this machine take turns (one dpkg database, one quantrac user).
+        let lock = open("/tmp/quantrac-package-test.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        defer { close(lock) }
+        try waitUntil(timeout: .seconds(540), poll: .seconds(1), what: "the package test of another run to finish") {
+            flock(lock, LOCK_EX | LOCK_NB) == 0
+        }
         func status() throws -> String {
             let q = try run("dpkg-query", ["-W", "-f=${db:Status-Abbrev}", "quantrac"], in: dir, label: "dpkg-query")
             return q.stdoutText.trimmingCharacters(in: .whitespaces)
@@ -171,15 +177,18 @@ struct PackagingTests {
         return "\(String(cString: pw.pointee.pw_name)):\(String(cString: gr.pointee.gr_name)) \(String(st.st_mode & 0o7777, radix: 8))"
     }
 
-    /// The package to install: the newest `quantrac_*.deb` from `make deb` (.build/deb) or from an earlier run
-    /// of this test, if it is newer than every source it is built from; otherwise one built now by
+    /// The package to install: the newest `quantrac_*.deb` from `make deb` (.build/deb), from an earlier run
+    /// of this test or from any other scratch folder of this checkout (`.build*/deb`), if it is newer than
+    /// every source it is built from; otherwise one built now by
     /// packaging/build-deb.sh (a release build: minutes) in its own scratch folder `<scratch>-deb` — the
     /// running `swift test` holds the lock of its own scratch folder.
     static func package(log dir: URL) throws -> URL {
         let root = Repository.root
         let scratch = Repository.binary("quantrac").deletingLastPathComponent().deletingLastPathComponent()
         let ownScratch = URL(fileURLWithPath: scratch.path + "-deb")
-        let candidates = [scratch, root.appendingPathComponent(".build"), ownScratch]
+        let scratchFolders = ((try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? [])
+            .filter { $0.hasPrefix(".build") }.map { root.appendingPathComponent($0) }
+        let candidates = Set([scratch, ownScratch] + scratchFolders)
             .map { $0.appendingPathComponent("deb") }
             .flatMap { d in ((try? FileManager.default.contentsOfDirectory(atPath: d.path)) ?? [])
                 .filter { $0.hasPrefix("quantrac_") && $0.hasSuffix(".deb") }.map { d.appendingPathComponent($0) } }
