@@ -228,10 +228,17 @@ struct SerialAnalyzerTests {
         #expect(text == expected, "daemon log:\n\(daemon.stderrText.suffix(4000))\n\(lineAnalyzer.stderrText.suffix(1000))")
         #expect(daemon.stderrText.contains("analyzer reports error (error byte 0x20)"))
 
-        // A serial line has one owner: while the daemon holds the ports, a direct read gets "device busy".
-        let r = try Self.read(config, shim: shim, in: dir)
-        #expect(r["COD"]?.reason == "cannot open \(linePty.resolvedB): device busy", "\(r["COD"]?.reason ?? "-")")
-        #expect(r["SO2"]?.reason == "cannot open \(bhPty.resolvedB): device busy")
+        // A serial line has one owner: while the daemon holds the ports, a direct read is refused and says why;
+        // a plain read gets the daemon's live values instead.
+        let direct = try TestProcess(executable: Repository.binary("quantrac"), arguments: ["read", "--config", config.path, "--json", "--direct"],
+                                     environment: ["LD_PRELOAD": shim.path], logDirectory: dir, label: "read-direct")
+        _ = direct.waitForExit(timeout: .seconds(30))
+        #expect(direct.exitStatus != 0 && direct.stderrText.contains("quantracd is running and owns \(linePty.resolvedB), \(bhPty.resolvedB)"),
+                "\(direct.stderrText)")
+        let live = try TestProcess(executable: Repository.binary("quantrac"), arguments: ["read", "--config", config.path, "--json"],
+                                   logDirectory: dir, label: "read-live")
+        _ = live.waitForExit(timeout: .seconds(30))
+        #expect(live.exitStatus == 0 && live.stdoutText.contains("\"code\" : \"SO2\""), "\(live.stdoutText)\(live.stderrText)")
     }
 
     @Test func modbusRTUOverTCPThroughQuantracRead() throws {
