@@ -88,5 +88,5 @@ Description: data logger for automatic environmental monitoring stations (Vietna
  station kinds and gateway board profiles are in /usr/share/quantrac.
 CONTROL
 
-dpkg-deb --root-owner-group -Zxz --build "$STAGE" "$OUT/$PKG.deb" >&2
+dpkg-deb --root-owner-group -Zxz -z2 --build "$STAGE" "$OUT/$PKG.deb" >&2
 echo "$OUT/$PKG.deb"

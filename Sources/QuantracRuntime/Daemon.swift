@@ -79,7 +79,7 @@ public struct Daemon {
                                          wallClock: wallClock, logger: logger, board: board))
         services.append(ClockWatch(wallClock: wallClock, store: store, logger: logger, board: board))
         // Last in the group, so first to hear of a graceful shutdown (sends STOPPING=1 at once).
-        services.append(SystemdNotifier(board: board, pollInterval: config.station.pollInterval, logger: logger))
+        services.append(SystemdNotifier(board: board, progress: progress, pollInterval: config.station.pollInterval, logger: logger))
 
         logger.notice("quantracd starting", metadata: [
             "station": "\(config.station.prefix)", "buses": "\(config.buses.count)", "channels": "\(config.channels.count)",

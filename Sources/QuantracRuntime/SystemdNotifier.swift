@@ -1,3 +1,4 @@
+import Acquisition
 import Foundation
 import Logging
 import QuantracCore
@@ -9,7 +10,8 @@ import Glibc
 /// Tells systemd how the daemon is doing (`sd_notify(3)`, spoken directly on `$NOTIFY_SOCKET`, no libsystemd):
 ///
 /// - `READY=1` once every bus has polled and stored its first tick (the status board has a tick for every
-///   bus and no storage error), so `systemctl start` returns when data really flows;
+///   bus and no storage error, and `AcquisitionProgress` has the tick committed), so `systemctl start`
+///   returns when data really flows;
 /// - `WATCHDOG=1` every `WatchdogSec/2` (from `$WATCHDOG_USEC`), but only while every bus has completed a
 ///   poll recently — within `max(3 × poll_interval, 30 s)`, measured on the monotonic clock. A bus thread
 ///   stuck in a C call stops the pings and systemd restarts the service;
@@ -21,6 +23,7 @@ import Glibc
 /// before shutdown: a notification that cannot be sent is logged once and the daemon goes on.
 public struct SystemdNotifier: Service {
     let board: StatusBoard
+    let progress: AcquisitionProgress?
     let pollInterval: Duration
     let logger: Logger
     let environment: [String: String]
@@ -30,13 +33,15 @@ public struct SystemdNotifier: Service {
     let checkEvery: Duration
 
     /// - Parameters:
+    ///   - progress: the bus pollers' committed ticks; nil: the status board alone decides READY.
     ///   - environment: where `NOTIFY_SOCKET`, `WATCHDOG_USEC` and `WATCHDOG_PID` are read (the process environment).
     ///   - staleAfter: nil: `max(3 × pollInterval, 30 s)`.
     ///   - checkEvery: period of the status-board check (1 s); tests use less.
-    public init(board: StatusBoard, pollInterval: Duration, logger: Logger,
+    public init(board: StatusBoard, progress: AcquisitionProgress? = nil, pollInterval: Duration, logger: Logger,
                 environment: [String: String] = ProcessInfo.processInfo.environment,
                 staleAfter: Duration? = nil, checkEvery: Duration = .seconds(1)) {
         self.board = board
+        self.progress = progress
         self.pollInterval = pollInterval
         self.logger = logger
         self.environment = environment
@@ -102,7 +107,7 @@ public struct SystemdNotifier: Service {
                 message.append(e)
                 extend = nil
             }
-            if !ready, snapshot.buses.allSatisfy({ $0.lastTickMs != nil }), snapshot.storageError == nil {
+            if !ready, snapshot.buses.allSatisfy({ $0.lastTickMs != nil }), snapshot.storageError == nil, await committed(buses) {
                 ready = true
                 message.append("READY=1")
                 logger.info("first poll of every bus stored; ready")
@@ -130,6 +135,12 @@ public struct SystemdNotifier: Service {
         }
         send("STOPPING=1\nSTATUS=stopping")
         logger.debug("told systemd: stopping")
+    }
+
+    /// Whether every one of `buses` has committed a tick to the database (true without `progress`).
+    func committed(_ buses: Set<String>) async -> Bool {
+        guard let progress else { return true }
+        return await progress.lowWatermark(buses: buses.sorted()) != nil
     }
 
     /// The one-line `STATUS=` text: what the daemon waits for, or how its channels and queues are.

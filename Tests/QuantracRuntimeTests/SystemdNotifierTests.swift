@@ -1,3 +1,4 @@
+import Acquisition
 import Foundation
 import Logging
 import QuantracCore
@@ -70,12 +71,31 @@ struct SystemdNotifierTests {
         }
     }
 
+    @Test func readyWaitsUntilEveryBusHasCommittedItsTick() async throws {
+        let systemd = try FakeSystemd()
+        let board = board()
+        let progress = AcquisitionProgress()
+        let notifier = SystemdNotifier(board: board, progress: progress, pollInterval: .seconds(1), logger: logger,
+                                       environment: ["NOTIFY_SOCKET": systemd.path], checkEvery: .milliseconds(20))
+        try await withGroup(notifier) { group in
+            tick(board, bus: "a", at: 1_000)
+            tick(board, bus: "b", at: 1_000)
+            await progress.markStored(bus: "a", time: Timestamp(milliseconds: 1_000))
+            let early = await systemd.drain(for: .milliseconds(300))
+            #expect(!early.contains { $0.contains("READY=1") }, "bus b has polled but not committed: \(early)")
+            await progress.markStored(bus: "b", time: Timestamp(milliseconds: 1_000))
+            _ = try #require(await systemd.next { $0.contains("READY=1") })
+            await group.triggerGracefulShutdown()
+            _ = try #require(await systemd.next { $0.contains("STOPPING=1") })
+        }
+    }
+
     @Test func aStalledBusStopsTheWatchdogUntilItPollsAgain() async throws {
         let systemd = try FakeSystemd()
         let board = board()
         let notifier = SystemdNotifier(board: board, pollInterval: .milliseconds(50), logger: logger,
                                        environment: ["NOTIFY_SOCKET": systemd.path, "WATCHDOG_USEC": "100000"],
-                                       staleAfter: .milliseconds(400), checkEvery: .milliseconds(10))
+                                       staleAfter: .milliseconds(600), checkEvery: .milliseconds(10))
         try await withGroup(notifier) { group in
             // Bus a polls every 50 ms throughout; bus b polls, then hangs.
             let ticker = Task {
@@ -89,10 +109,10 @@ struct SystemdNotifierTests {
             }
             defer { ticker.cancel() }
             _ = try #require(await systemd.next { $0.contains("READY=1") })
-            let stalled = try #require(await systemd.next { $0.contains("STATUS=no poll completed recently on bus b") },
+            let stalled = try #require(await systemd.next { $0.contains("STATUS=no poll completed recently on bus") && $0.hasSuffix("b") },
                                        "the status names the stalled bus")
             #expect(!stalled.contains("WATCHDOG=1"))
-            let silent = await systemd.drain(for: .milliseconds(600))
+            let silent = await systemd.drain(for: .milliseconds(800))
             #expect(!silent.contains { $0.contains("WATCHDOG=1") }, "no ping while bus b is stale: \(silent)")
 
             tick(board, bus: "b", at: 10_000)
