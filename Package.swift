@@ -92,6 +92,7 @@ let package = Package(
         .testTarget(name: "QuantracRuntimeTests", dependencies: [
             "QuantracRuntime", "QuantracTesting", "Storage", "Acquisition", "QuantracConfig", "QuantracCore",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ], swiftSettings: swiftSettings),
         .testTarget(name: "IntegrationTests", dependencies: ["QuantracTesting", "QuantracCore", "QuantracConfig", "FieldBus", "Reporting", "Transmission", "Storage"],
                     swiftSettings: swiftSettings),

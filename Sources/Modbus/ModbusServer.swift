@@ -124,9 +124,9 @@ public final class ModbusServer {
         let fd = modbus_get_socket(ctx)
         var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
         guard poll(&pfd, 1, timeoutMs) > 0 else { return }
-        _ = handleOne()
-        // A serial line has no connection to lose: garbage or a bad frame is just skipped.
-        modbus_flush(ctx)
+        // A serial line has no connection to lose: after garbage or a bad frame, drop what is buffered.
+        // Never after a good request: the client's next request may already be arriving.
+        if !handleOne() { modbus_flush(ctx) }
     }
 
     /// Receives and answers one request; false when the client is gone or sent garbage.

@@ -15,7 +15,12 @@ public enum RecordBuilder {
     }
 
     /// The record for `channel` over `interval`; every sample must lie in the interval and belong to the channel.
-    public static func record(channel: String, interval: Interval, samples: [Reading], fallback: Double) throws(OutOfInterval) -> ChannelRecord {
+    /// With `directional` (wind direction, `average = "vector"`), means are unit-vector means in degrees.
+    public static func record(channel: String, interval: Interval, samples: [Reading], fallback: Double,
+                              directional: Bool = false) throws(OutOfInterval) -> ChannelRecord {
+        func average(_ values: [Double]) -> Double? {
+            directional ? Averaging.vectorMean(values.map { (degrees: $0, weight: 1.0) }) : RecordBuilder.mean(values)
+        }
         for s in samples where !interval.contains(s.time) || s.channel != channel {
             throw OutOfInterval(reading: s, interval: interval)
         }
@@ -25,8 +30,8 @@ public enum RecordBuilder {
         let value: Double
         if samples.contains(where: { $0.status == .calibrating }) {
             status = .calibrating
-            value = mean(valid) ?? mean(calibrating) ?? fallback
-        } else if let m = mean(valid) {
+            value = average(valid) ?? average(calibrating) ?? fallback
+        } else if let m = average(valid) {
             status = .measuring
             value = m
         } else {

@@ -105,7 +105,8 @@ public struct RecordService: Service {
             if config.station.missingValue == .last {
                 fallback = try await store.lastValidRecordValue(channel: ch.code, before: interval.end) ?? 0
             }
-            var record = try RecordBuilder.record(channel: ch.code, interval: interval, samples: byChannel[ch.code] ?? [], fallback: fallback)
+            var record = try RecordBuilder.record(channel: ch.code, interval: interval, samples: byChannel[ch.code] ?? [], fallback: fallback,
+                                                  directional: ch.averaging.kind == .vector)
             record.flag = try await plausibility(of: record, channel: ch, polls: byChannel[ch.code] ?? [], interval: interval)
             records.append(record)
         }

@@ -56,6 +56,13 @@ struct RecordBuilderTests {
         }
     }
 
+    @Test func windDirectionRecordsAreVectorMeans() throws {
+        let rec = try RecordBuilder.record(channel: "COD", interval: interval, samples: [r(0, 350), r(10, 10)], fallback: 0, directional: true)
+        #expect(rec.value < 1e-9 || rec.value > 360 - 1e-9, "\(rec.value)")
+        let scalar = try RecordBuilder.record(channel: "COD", interval: interval, samples: [r(0, 350), r(10, 10)], fallback: 0)
+        #expect(scalar.value == 180)
+    }
+
     @Test func meanIsAccurate() {
         #expect(abs(RecordBuilder.mean([0.1, 0.2, 0.3])! - 0.2) < 1e-15)
         #expect(RecordBuilder.mean([]) == nil)

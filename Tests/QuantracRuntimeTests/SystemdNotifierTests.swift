@@ -43,27 +43,32 @@ struct SystemdNotifierTests {
         let board = board()
         let notifier = SystemdNotifier(board: board, pollInterval: .seconds(1), logger: logger,
                                        environment: ["NOTIFY_SOCKET": systemd.path, "WATCHDOG_USEC": "200000"],
-                                       staleAfter: .seconds(5), checkEvery: .milliseconds(20))
+                                       staleAfter: .seconds(60), checkEvery: .milliseconds(20))
         try await withGroup(notifier) { group in
             let first = try #require(await systemd.next())
             #expect(first.contains("STATUS=waiting for the first poll"))
-            #expect(first.contains("EXTEND_TIMEOUT_USEC=6000000"), "poll interval + stale limit")
+            #expect(first.contains("EXTEND_TIMEOUT_USEC=61000000"), "poll interval + stale limit")
             try await Task.sleep(for: .milliseconds(300))
             tick(board, bus: "a", at: 1_000)
+            let early = await systemd.drain()
+            #expect(!early.contains { $0.contains("READY=1") }, "not ready while bus b has no tick: \(early)")
             board.update { $0.storageError = "disk I/O error" }
             tick(board, bus: "b", at: 1_000)
-            try await Task.sleep(for: .milliseconds(300))
-            var early = await systemd.drain()
-            #expect(!early.contains { $0.contains("READY=1") }, "not ready while a bus has no tick or storage fails: \(early)")
-            #expect(early.contains { $0.contains("STATUS=cannot store readings") })
+            // READY cannot come while storage fails: the next STATUS says why it waits.
+            let failing = try #require(await systemd.next { $0.contains("STATUS=cannot store readings") || $0.contains("READY=1") })
+            #expect(!failing.contains("READY=1"), "\(failing)")
 
             board.update { $0.storageError = nil }
             let ready = try #require(await systemd.next { $0.contains("READY=1") })
             #expect(ready.contains("STATUS=2 of 2 channels measuring, outbox empty"), "\(ready)")
-            early = await systemd.drain(for: .milliseconds(500))
-            let pings = early.filter { $0.contains("WATCHDOG=1") }.count
-            #expect((2...8).contains(pings), "about one ping per 100 ms: \(pings)")
-            #expect(!early.contains { $0.contains("READY=1") }, "READY is sent once")
+            // Pings keep coming (every 100 ms; counted loosely: a loaded machine delays the service's loop).
+            var later: [String] = []
+            let deadline = ContinuousClock.now + .seconds(10)
+            while later.filter({ $0.contains("WATCHDOG=1") }).count < 3, ContinuousClock.now < deadline {
+                later += await systemd.drain(for: .milliseconds(100))
+            }
+            #expect(later.filter { $0.contains("WATCHDOG=1") }.count >= 3, "\(later)")
+            #expect(!later.contains { $0.contains("READY=1") }, "READY is sent once")
 
             await group.triggerGracefulShutdown()
             let last = try #require(await systemd.next { $0.contains("STOPPING=1") })
@@ -116,9 +121,7 @@ struct SystemdNotifierTests {
             #expect(!silent.contains { $0.contains("WATCHDOG=1") }, "no ping while bus b is stale: \(silent)")
 
             tick(board, bus: "b", at: 10_000)
-            let resumed = await systemd.drain(for: .milliseconds(300))
-            #expect(resumed.contains { $0.contains("STATUS=2 of 2 channels measuring") }, "\(resumed)")
-            #expect(resumed.contains { $0.contains("WATCHDOG=1") }, "pings resume: \(resumed)")
+            #expect(await systemd.next { $0.contains("WATCHDOG=1") } != nil, "pings resume")
             await group.triggerGracefulShutdown()
             _ = try #require(await systemd.next { $0.contains("STOPPING=1") })
         }
