@@ -468,8 +468,12 @@ struct FaultInjectionOutageTests {
                 \(String(format: "%.2f", drainRate)) uploads/s while one new file per second is built
                 """)
         #expect(backlog.count >= backlogTarget)
-        #expect(published == published.sorted(), "published in interval order (RNTO order)")
-        #expect(Set(published).count == published.count, "no file published twice: \(published.count - Set(published).count) duplicates")
+        // A file in flight when the receiver was stopped may have been renamed on the server without the
+        // client seeing the reply: it is sent again under the same name (at least once, never renamed).
+        var seen: Set<String> = []
+        let firstPublications = published.filter { seen.insert($0).inserted }
+        #expect(firstPublications == firstPublications.sorted(), "published in interval order (RNTO order)")
+        #expect(published.count - firstPublications.count <= 1, "at most the in-flight file is published twice: \(published.count - firstPublications.count)")
         let firstAfterOutage = published.firstIndex { (bench.intervalEnd(of: $0) ?? 0) > Int64(down) }
         #expect(firstAfterOutage.map { published[$0] } == backlog.first, "the oldest queued file goes first when the receiver is back")
         #expect(Set(remote.final.keys) == Set(published), "every final name at the receiver came from a complete RNTO")

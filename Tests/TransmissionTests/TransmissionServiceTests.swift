@@ -93,7 +93,9 @@ struct TransmissionServiceTests {
         let uploader = FlakyUploader(failures: 2)
         let service = TransmissionService(target: target, station: station, uploader: uploader, store: store, outbox: outbox,
                                           signal: OutboxSignal(), wallClock: SystemWallClock(), logger: Logger(label: "test"))
-        try await runUntil(service) { uploader.calls.count == 3 }
+        // Until the last one is uploaded *and* recorded (moved to sent/), not merely uploaded.
+        let last = outbox.sent + "/" + names[2]
+        try await runUntil(service) { uploader.calls.count == 3 && FileManager.default.fileExists(atPath: last) }
         try #require(uploader.calls.count == 3, "all three delivered within 20 s")
         #expect(uploader.calls.map(\.name) == names)
         #expect(uploader.attempts == [names[0], names[0], names[0], names[1], names[2]], "retries the head, never skips it")
@@ -128,7 +130,8 @@ struct TransmissionServiceTests {
         let uploader = FlakyUploader(failures: 0)
         let service = TransmissionService(target: t, station: station, uploader: uploader, store: store, outbox: outbox,
                                           signal: OutboxSignal(), wallClock: SystemWallClock(), logger: Logger(label: "test"))
-        try await runUntil(service) { uploader.calls.count == 1 }
+        let sentPath = outbox.sent + "/24h/HN_ABCD_NUO001_20260316000000.txt"
+        try await runUntil(service) { uploader.calls.count == 1 && FileManager.default.fileExists(atPath: sentPath) }
         try #require(uploader.calls.count == 1)
         #expect(uploader.calls.first == FlakyUploader.Call(name: "HN_ABCD_NUO001_20260316000000.txt", directory: "/recv/24h/20260315", bytes: [1, 2]))
         #expect(FileManager.default.fileExists(atPath: outbox.sent + "/24h/HN_ABCD_NUO001_20260316000000.txt"))
