@@ -108,12 +108,13 @@ public struct TransmissionService: Service {
                     try? await store.park(target: target.name, reason: error.message, at: wallClock.now())
                     try? await store.journal("outbox.parked", "\(target.name): \(error.message)", at: wallClock.now())
                     await publishState()
-                    failing = error.message
+                    failing = Self.failureKey(error)
                     continue
                 }
-                if failing != error.message {
+                // Logged once per kind of failure, not per retry (curl's texts carry timings that vary).
+                if failing != Self.failureKey(error) {
                     logger.warning("upload failed, will retry: \(error.message)", metadata: ["file": "\(entry.file)", "kind": "\(error.kind)"])
-                    failing = error.message
+                    failing = Self.failureKey(error)
                 }
                 // Rejections retry slowly (at least a minute apart once backed off): the server said no.
                 let cap = error.kind == .transient ? target.retryMax : max(target.retryMax, .seconds(60))
@@ -122,6 +123,11 @@ public struct TransmissionService: Service {
                 backoff = min(backoff * 2, cap)
             }
         }
+    }
+
+    /// What makes two failures "the same" for logging: their kind and text without numbers.
+    static func failureKey(_ error: UploadError) -> String {
+        "\(error.kind)|" + error.message.filter { !$0.isNumber }
     }
 
     /// Copies the queue's figures to the status board.
