@@ -23,10 +23,8 @@ extension FieldDriver {
 public enum FieldDrivers {
     public static func make(bus: BusConfig, config: StationConfig, logger: Logger) -> any FieldDriver {
         switch bus.transport {
-        case .modbusTCP, .modbusRTU:
+        case .modbusTCP, .modbusRTU, .modbusRTUOverTCP:
             return ModbusBus(plan: ReadPlan(bus: bus, channels: config.channels), pollInterval: config.station.pollInterval, logger: logger)
-        case .modbusRTUOverTCP:
-            return RTUOverTCPBus(plan: ReadPlan(bus: bus, channels: config.channels), pollInterval: config.station.pollInterval, logger: logger)
         case .asciiSerial:
             return AsciiSerialBus(plan: TextPlan(bus: bus, channels: config.channels), pollInterval: config.station.pollInterval, logger: logger)
         }

@@ -21,7 +21,8 @@ public struct FieldSample: Sendable, Hashable {
     }
 }
 
-/// Polls one Modbus bus (TCP or RTU) on its own thread, which owns the libmodbus context.
+/// Polls one Modbus bus — TCP, RTU, or RTU frames over TCP — on its own thread, which owns the
+/// libmodbus context (or the RTU-over-TCP socket).
 ///
 /// A failed request faults only the channels it carried; the rest of the bus goes on. A device that
 /// timed out is skipped for the rest of the tick (one timeout per device per tick at most). A lost or
@@ -38,23 +39,34 @@ public final class ModbusBus: FieldDriver {
         logger[metadataKey: "bus"] = "\(plan.bus.name)"
         self.logger = logger
         let bus = plan.bus
-        let endpoint: ModbusEndpoint
+        let makeLink: @Sendable () -> RegisterLinkState
         switch bus.transport {
-        case .modbusTCP(let host, let port):
-            endpoint = .tcp(host: host, port: port)
-        case .modbusRTU(let device, let baud, let parity, let dataBits, let stopBits):
-            let p: SerialParity = parity == .even ? .even : parity == .odd ? .odd : .none
-            endpoint = .rtu(device: device, baud: baud, parity: p, dataBits: dataBits, stopBits: stopBits)
-        case .modbusRTUOverTCP, .asciiSerial:
-            preconditionFailure("ModbusBus drives modbus-tcp and modbus-rtu buses; FieldDrivers.make routes \(bus.transport.name) elsewhere")
+        case .modbusTCP, .modbusRTU:
+            let endpoint: ModbusEndpoint
+            switch bus.transport {
+            case .modbusRTU(let device, let baud, let parity, let dataBits, let stopBits):
+                let p: SerialParity = parity == .even ? .even : parity == .odd ? .odd : .none
+                endpoint = .rtu(device: device, baud: baud, parity: p, dataBits: dataBits, stopBits: stopBits)
+            case .modbusTCP(let host, let port): endpoint = .tcp(host: host, port: port)
+            default: preconditionFailure("unreachable")
+            }
+            makeLink = {
+                let client: any RegisterClient
+                do throws(ModbusError) { client = try ModbusClient(endpoint: endpoint) } catch { client = UnavailableClient(error: error) }
+                var tcp = false
+                if case .tcp = endpoint { tcp = true }
+                return RegisterLinkState(client: client, endpoint: endpoint.description, bus: bus, backoffMin: pollInterval, dropWhenSilent: tcp)
+            }
+        case .modbusRTUOverTCP(let host, let port):
+            // RTU frames over a TCP socket (serial device servers, cellular DTUs): a half-open link is common.
+            makeLink = {
+                RegisterLinkState(client: RTUOverTCPClient(host: host, port: port), endpoint: "rtu-over-tcp://\(host):\(port)",
+                                  bus: bus, backoffMin: pollInterval, dropWhenSilent: true)
+            }
+        case .asciiSerial:
+            preconditionFailure("ModbusBus drives Modbus buses; FieldDrivers.make routes ascii-serial to AsciiSerialBus")
         }
-        lane = BlockingLane(name: "bus-\(bus.name)") {
-            let client: any RegisterClient
-            do throws(ModbusError) { client = try ModbusClient(endpoint: endpoint) } catch { client = UnavailableClient(error: error) }
-            var tcp = false
-            if case .tcp = endpoint { tcp = true }
-            return RegisterLinkState(client: client, endpoint: endpoint.description, bus: bus, backoffMin: pollInterval, dropWhenSilent: tcp)
-        }
+        lane = BlockingLane(name: "bus-\(bus.name)", makeState: makeLink)
     }
 
     /// Polls every channel of the bus once; one sample per channel, in plan order. Never throws:
