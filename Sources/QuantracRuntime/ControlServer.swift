@@ -47,20 +47,11 @@ public struct ControlServer: Service {
         unlink(path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw StartupError("control socket: \(String(cString: strerror(errno)))") }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+        guard let address = UnixSocketAddress(path) else {
             close(fd)
-            throw StartupError("control socket path \(path) is too long (max 107 bytes)")
+            throw StartupError("control socket path \(path) is too long (max \(UnixSocketAddress.capacity) bytes)")
         }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let ok = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let ok = address.withSockaddr { bind(fd, $0, $1) }
         guard ok == 0, chmod(path, 0o660) == 0, Glibc.listen(fd, 8) == 0 else {
             let e = errno
             close(fd)

@@ -204,29 +204,16 @@ public struct NotifyError: Error, CustomStringConvertible, Equatable {
 /// (leading NUL byte), `/path` a socket file. Sends never block (`MSG_DONTWAIT`). Closed in `deinit`.
 final class NotifySocket {
     private let fd: Int32
-    private let address: sockaddr_un
-    private let length: socklen_t
+    private let address: UnixSocketAddress
 
     init(address path: String) throws {
-        var bytes = Array(path.utf8)
-        guard let first = bytes.first, first == UInt8(ascii: "/") || first == UInt8(ascii: "@") else {
+        guard let first = path.utf8.first, first == UInt8(ascii: "/") || first == UInt8(ascii: "@") else {
             throw NotifyError(.badAddress, "NOTIFY_SOCKET=\(path) is neither a path nor an abstract socket name (@…)")
         }
-        let abstract = first == UInt8(ascii: "@")
-        if abstract { bytes[0] = 0 }
-        var addr = sockaddr_un()
-        let capacity = MemoryLayout.size(ofValue: addr.sun_path)
-        guard bytes.count < capacity else {
-            throw NotifyError(.badAddress, "NOTIFY_SOCKET=\(path) is longer than \(capacity - 1) bytes")
-        }
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
+        guard let addr = UnixSocketAddress(path) else {
+            throw NotifyError(.badAddress, "NOTIFY_SOCKET=\(path) is longer than \(UnixSocketAddress.capacity) bytes")
         }
         address = addr
-        // An abstract name is exactly its bytes; a path may carry its terminating NUL.
-        length = socklen_t(MemoryLayout<sockaddr_un>.offset(of: \.sun_path)! + bytes.count + (abstract ? 0 : 1))
         fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw NotifyError(.socket, "socket(AF_UNIX, SOCK_DGRAM): \(String(cString: strerror(errno)))") }
     }
@@ -236,10 +223,8 @@ final class NotifySocket {
     /// Sends `message` as one datagram (`sendto(2)`, non-blocking).
     func send(_ message: String) throws {
         let bytes = Array(message.utf8)
-        let sent = withUnsafePointer(to: address) { addr in
-            addr.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-                bytes.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT), sa, length) }
-            }
+        let sent = address.withSockaddr { sa, length in
+            bytes.withUnsafeBytes { sendto(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL) | Int32(MSG_DONTWAIT), sa, length) }
         }
         guard sent == bytes.count else {
             let reason = sent < 0 ? String(cString: strerror(errno)) : "short write (\(sent) of \(bytes.count) bytes)"

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import QuantracConfig
 import QuantracCore
+import QuantracRuntime
 import Reporting
 #if canImport(Glibc)
 import Glibc
@@ -19,19 +20,10 @@ enum ControlClient {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw NotRunning(path: path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw NotRunning(path: path, reason: "path too long") }
-        withUnsafeMutableBytes(of: &addr.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
+        guard let address = UnixSocketAddress(path) else { throw NotRunning(path: path, reason: "path too long") }
         var timeout = timeval(tv_sec: 5, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let ok = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
+        let ok = address.withSockaddr { connect(fd, $0, $1) }
         guard ok == 0 else { throw NotRunning(path: path, reason: String(cString: strerror(errno))) }
         let req = Array("GET \(request) HTTP/1.0\r\n\r\n".utf8)
         _ = req.withUnsafeBytes { write(fd, $0.baseAddress, req.count) }
