@@ -61,7 +61,7 @@ let package = Package(
 
         // Executables.
         .executableTarget(name: "quantracd", dependencies: [
-            "QuantracRuntime", "QuantracConfig",
+            "QuantracRuntime", "QuantracConfig", "QuantracCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: swiftSettings),
@@ -74,6 +74,15 @@ let package = Package(
             "QuantracConfig", "QuantracCore", "FieldBus", "Modbus",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: swiftSettings),
+
+        // In-process benchmarks, run by `make bench` (Tests/Benchmarks).
+        .executableTarget(name: "quantrac-bench", dependencies: [
+            "QuantracCore", "QuantracConfig", "FieldBus", "Acquisition", "Processing", "Storage", "Modbus",
+            "QuantracRuntime",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ], path: "Tests/Benchmarks/quantrac-bench", swiftSettings: swiftSettings),
 
         // Tests.
         .testTarget(name: "QuantracCoreTests", dependencies: ["QuantracCore", "QuantracTesting"], swiftSettings: swiftSettings),

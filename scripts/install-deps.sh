@@ -5,8 +5,16 @@ set -euo pipefail
 
 APT_PACKAGES=(pkg-config gcc libc6-dev libmodbus-dev libserialport-dev libcurl4-openssl-dev libsqlite3-dev socat mbpoll
               openssh-server openssh-client openssl
-              systemd dpkg-dev binutils)
+              systemd dpkg-dev binutils
+              chromium fonts-dejavu-core)
+# chromium (headless) renders the status page in Tests/IntegrationTests/StatusPageTests.swift;
+# fonts-dejavu-core gives it glyphs for Vietnamese.
 PIP_PACKAGES=("pymodbus==3.16.1" "pyftpdlib==2.2.0" "pyserial==3.5" "pyopenssl")
+# `--bench` (make bench) adds the benchmark peers: collectd (footprint), lftp, vsftpd and curl (backlog drain).
+# Not needed by make test.
+if [ "${1:-}" = "--bench" ]; then
+  APT_PACKAGES+=(collectd-core lftp vsftpd curl)
+fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

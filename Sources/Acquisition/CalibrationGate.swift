@@ -64,7 +64,7 @@ public struct CalibrationWatcher: Service {
                     last = windows
                 }
             }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wallClock.realDuration(of: .seconds(1), atLeast: .milliseconds(20))) }
         }
     }
 }

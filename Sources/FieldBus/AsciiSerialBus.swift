@@ -52,6 +52,8 @@ public struct TextExchange: Sendable {
     public let request: [UInt8]
     public let framing: Framing
     public let fields: [TextField]
+    /// The analyzer asked: its Bayern-Hessen address, or 1 for the one analyzer of a `line` bus.
+    public let device: Int
 }
 
 /// The compiled polling plan of an `ascii-serial` bus: one exchange per distinct request (a line
@@ -63,7 +65,7 @@ public struct TextPlan: Sendable {
     public init(bus: BusConfig, channels: [ChannelConfig]) {
         self.bus = bus
         var keys: [String] = []
-        var grouped: [String: (request: [UInt8], framing: TextExchange.Framing, fields: [TextField])] = [:]
+        var grouped: [String: (request: [UInt8], framing: TextExchange.Framing, fields: [TextField], device: Int)] = [:]
         for (index, ch) in channels.enumerated() where ch.bus == bus.name {
             guard let text = ch.text else { continue }
             let request: [UInt8], framing: TextExchange.Framing, reader: TextField.Reader
@@ -81,11 +83,13 @@ public struct TextPlan: Sendable {
             let field = TextField(channelIndex: index, code: ch.code, reader: reader, scale: ch.scale, valueOffset: ch.offset)
             if grouped[key] == nil {
                 keys.append(key)
-                grouped[key] = (request, framing, [])
+                grouped[key] = (request, framing, [], ch.slave)
             }
             grouped[key]!.fields.append(field)
         }
-        exchanges = keys.map { TextExchange(request: grouped[$0]!.request, framing: grouped[$0]!.framing, fields: grouped[$0]!.fields) }
+        exchanges = keys.map {
+            TextExchange(request: grouped[$0]!.request, framing: grouped[$0]!.framing, fields: grouped[$0]!.fields, device: grouped[$0]!.device)
+        }
     }
 }
 
@@ -94,8 +98,11 @@ public struct TextPlan: Sendable {
 /// Every poll sends each exchange's request once, after discarding whatever is waiting in the input
 /// buffer, and waits up to the bus `timeout` for the answer. A timeout, noise, a bad checksum or block
 /// check, or an answer that does not parse faults only the channels of that exchange, with the reason;
-/// the next exchange and the next poll go on. A port that cannot be opened (or disappears, like an
-/// unplugged USB adapter) is re-opened with exponential backoff from the poll interval up to `reconnect_max`.
+/// the next exchange and the next poll go on. Each analyzer (a Bayern-Hessen address; the one analyzer of
+/// a `line` bus) has a `DeviceHealth`, as a Modbus slave does: one that timed out is not asked again in
+/// the same poll, and an offline one only after its backoff, so a dead analyzer costs at most one timeout
+/// per poll and comes back by itself. A port that cannot be opened (or disappears, like an unplugged USB
+/// adapter) is re-opened with exponential backoff from the poll interval up to `reconnect_max`.
 public final class AsciiSerialBus: FieldDriver {
     public let plan: TextPlan
     public var busName: String { plan.bus.name }
@@ -134,6 +141,10 @@ public final class AsciiSerialBus: FieldDriver {
 
     /// Closes the port and ends the bus thread.
     public func shutdown() { lane.shutdown() }
+
+    public func deviceHealth() async -> [Int: DeviceHealth.State] {
+        (try? await lane.run { link in link.health.mapValues(\.state) }) ?? [:]
+    }
 }
 
 /// The port and the exchange logic of one text bus; lives on the bus lane thread only.
@@ -151,6 +162,8 @@ public final class TextLink {
     private let matchers: [[LineMatcher?]]
     /// Last fault reason per exchange, to log transitions only.
     private var exchangeFaults: [Int: String] = [:]
+    /// Health of each analyzer on the line, by device (Bayern-Hessen address, or 1).
+    public private(set) var health: [Int: DeviceHealth] = [:]
 
     /// - Parameters:
     ///   - endpoint: the device and settings, for messages.
@@ -179,12 +192,29 @@ public final class TextLink {
         }
         var samples: [FieldSample] = []
         var lost: String?
+        let now = ContinuousClock.now
+        /// Analyzers not to ask again in this poll (timed out, or offline and not due), with the reason.
+        var skipped: [Int: String] = [:]
+        var polled: Set<Int> = []
+        var requests = 0
         for (i, exchange) in plan.exchanges.enumerated() {
             if let lost {
                 samples += fault(exchange.fields, lost)
                 continue
             }
-            if i > 0, plan.bus.pauseBetweenRequests > .zero { Thread.sleep(forTimeInterval: plan.bus.pauseBetweenRequests.inSeconds) }
+            let device = exchange.device
+            let state = health[device] ?? DeviceHealth(offlineAfter: plan.bus.offlineAfter, backoffMin: backoffMin, backoffMax: plan.bus.reconnectMax)
+            health[device] = state
+            if skipped[device] == nil, !polled.contains(device), !state.shouldPoll(at: now), let retry = state.nextRetry {
+                skipped[device] = "device offline, next try in \(max(0, (retry - now).components.seconds)) s"
+            }
+            if let reason = skipped[device] {
+                samples += fault(exchange.fields, reason)
+                continue
+            }
+            polled.insert(device)
+            if requests > 0, plan.bus.pauseBetweenRequests > .zero { Thread.sleep(forTimeInterval: plan.bus.pauseBetweenRequests.inSeconds) }
+            requests += 1
             let result = transact(exchange, on: link)
             let produced: [FieldSample]
             switch result {
@@ -194,12 +224,25 @@ public final class TextLink {
                 lost = error.code.needsReopen ? "serial port lost: \(error.code)" : nil
                 if error.code.needsReopen { drop(reason: error.description, logger: logger) }
                 produced = fault(exchange.fields, lost ?? "serial port: \(error.code)")
+            case .failure(.timeout):
+                skipped[device] = "timeout"
+                produced = fault(exchange.fields, ExchangeFailure.timeout.description)
             case .failure(let failure):
                 produced = fault(exchange.fields, failure.description)
             }
             let firstFault = produced.first { $0.status == .fault }?.reason
             note(exchange: i, fault: firstFault, logger: logger)
             samples += produced
+        }
+        // An analyzer answered when it sent anything (even noise) and the port stayed.
+        for device in polled.sorted() {
+            let answered = skipped[device] == nil && lost == nil
+            if let changed = health[device]?.record(answered: answered, at: now) {
+                let text = "device \(device) is \(changed.rawValue)"
+                if changed == .online { logger.notice("\(text)", metadata: ["slave": "\(device)"]) } else {
+                    logger.warning("\(text)", metadata: ["slave": "\(device)"])
+                }
+            }
         }
         return samples
     }

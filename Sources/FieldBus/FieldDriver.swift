@@ -13,10 +13,14 @@ public protocol FieldDriver: Sendable {
     func shutdown()
     /// Health of each device on the bus after the last poll, by slave/unit id.
     func deviceHealth() async -> [Int: DeviceHealth.State]
+    /// The bus thread as a task executor, when the poller's own code may run on it (saves the thread
+    /// hand-offs of every poll); nil to stay on the cooperative pool.
+    var taskExecutor: (any TaskExecutor)? { get }
 }
 
 extension FieldDriver {
     public func deviceHealth() async -> [Int: DeviceHealth.State] { [:] }
+    public var taskExecutor: (any TaskExecutor)? { nil }
 }
 
 /// Builds the driver of each configured bus from its transport.

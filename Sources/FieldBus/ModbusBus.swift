@@ -85,6 +85,9 @@ public final class ModbusBus: FieldDriver {
     /// Closes the connection and ends the bus thread.
     public func shutdown() { lane.shutdown() }
 
+    /// The bus thread: the poller runs on it, so a poll is a direct call, not two thread wake-ups.
+    public var taskExecutor: (any TaskExecutor)? { lane }
+
     public func deviceHealth() async -> [Int: DeviceHealth.State] {
         (try? await lane.run { state in state.health.mapValues(\.state) }) ?? [:]
     }

@@ -58,7 +58,16 @@ public enum Averaging {
     /// `expected` is the number of records the hour should have (3600 / record interval).
     public static func hourly(_ samples: [Sample], interval: Interval, expected: Int, policy: AveragePolicy) throws(OutOfSpan) -> Average {
         try average(samples, interval: interval, expected: expected,
-                    needed: Int((Double(expected) * policy.hourMinFraction).rounded(.up)), hours: 1, limit: policy.limit1h, policy: policy)
+                    needed: neededRecords(expected: expected, fraction: policy.hourMinFraction), hours: 1, limit: policy.limit1h, policy: policy)
+    }
+
+    /// The fewest valid records that make `fraction` of `expected`: the ceiling of the product, exact for
+    /// fractions written with a few decimals (0.56 × 25 needs 14 records, although the binary product is
+    /// 14.000000000000002).
+    public static func neededRecords(expected: Int, fraction: Double) -> Int {
+        let exact = Double(expected) * fraction
+        let nearest = exact.rounded()
+        return Int(abs(exact - nearest) <= 1e-9 * max(1, exact) ? nearest : exact.rounded(.up))
     }
 
     /// The daily average from the day's hourly averages (as samples: value = hourly value, excluded when invalid).

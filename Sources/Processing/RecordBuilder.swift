@@ -42,16 +42,20 @@ public enum RecordBuilder {
                              validCount: valid.count, sampleCount: samples.count)
     }
 
-    /// Arithmetic mean, or nil for no values. Uses compensated (Kahan) summation.
+    /// Arithmetic mean, or nil for no values: the first value plus the compensated (Kahan) mean of the
+    /// deviations from it, so a constant series averages to exactly its value (7.1, not 7.099999999999999),
+    /// and the result never leaves [min, max] of the values.
     public static func mean(_ values: [Double]) -> Double? {
-        guard !values.isEmpty else { return nil }
-        var sum = 0.0, c = 0.0
+        guard let first = values.first else { return nil }
+        var sum = 0.0, c = 0.0, lo = first, hi = first
         for v in values {
-            let y = v - c
+            let y = (v - first) - c
             let t = sum + y
             c = (t - sum) - y
             sum = t
+            lo = min(lo, v)
+            hi = max(hi, v)
         }
-        return sum / Double(values.count)
+        return min(max(first + sum / Double(values.count), lo), hi)
     }
 }

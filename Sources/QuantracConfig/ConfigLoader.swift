@@ -54,6 +54,8 @@ private struct Parser {
         let targets = arrayOfTables(top, "target", required: false).map { parseTarget($0) }
         var retention = Retention()
         if top.has("retention"), let t = table(top, "retention") { retention = parseRetention(t) }
+        var statusPage = StatusPageConfig()
+        if top.has("status_page"), let t = table(top, "status_page") { statusPage = parseStatusPage(t) }
         top.rejectUnknownKeys()
         checkUnique(buses.map { $0?.name }, section: "bus", key: "name")
         checkUnique(channels.map { $0?.code }, section: "channel", key: "code")
@@ -66,8 +68,10 @@ private struct Parser {
             }
         }
         guard let station else { return nil }
-        return StationConfig(station: station, buses: buses.compactMap { $0 }, channels: channels.compactMap { $0 },
-                             targets: targets.compactMap { $0 }, retention: retention)
+        var config = StationConfig(station: station, buses: buses.compactMap { $0 }, channels: channels.compactMap { $0 },
+                                   targets: targets.compactMap { $0 }, retention: retention)
+        config.statusPage = statusPage
+        return config
     }
 
     // MARK: sections
@@ -154,6 +158,10 @@ private struct Parser {
         }
         let dayHours = t.int("day_min_hours", default: 18, range: 1...24)!
         let recovery = t.duration("calibration_recovery", default: .seconds(300), allowZero: true)
+        let commitWindow = t.duration("commit_window", default: Station.defaultCommitWindow, allowZero: true)
+        if commitWindow > .seconds(60) {
+            t.error("commit_window", "must be at most 60s (readings held in memory are lost on power loss; default 10s)")
+        }
         let celsius = t.double("aqi_reference_celsius", default: 25)
         if !(-50...50).contains(celsius) { t.error("aqi_reference_celsius", "\(celsius) is out of range -50 to 50 (°C; default 25)") }
         guard let prefix, let kind, let dataDir else { return nil }
@@ -163,6 +171,7 @@ private struct Parser {
         station.dayMinHours = dayHours
         station.aqiReferenceCelsius = celsius
         station.calibrationRecovery = recovery
+        station.commitWindow = min(commitWindow, .seconds(60))
         return station
     }
 
@@ -513,6 +522,26 @@ private struct Parser {
             }
         }
         return r
+    }
+
+    func parseStatusPage(_ t: TableReader) -> StatusPageConfig {
+        defer { t.rejectUnknownKeys() }
+        var page = StatusPageConfig()
+        page.enabled = t.bool("enabled", default: page.enabled)
+        if let raw = t.string("listen") {
+            if let (host, port) = StatusPageConfig.parseListen(raw) {
+                page.host = host
+                page.port = port
+            } else {
+                t.error("listen", "\"\(raw)\" is not an address like \"127.0.0.1:8080\" or \"[::1]:8080\" (an IP address and a port 0 to 65535)")
+            }
+        }
+        page.refresh = t.duration("refresh", default: page.refresh)
+        if page.refresh < .seconds(1) {
+            t.error("refresh", "must be at least 1s (default 30s)")
+            page.refresh = .seconds(30)
+        }
+        return page
     }
 
     /// `"500MB"`, `"4GB"`, `"1TB"`, `"800KB"` (powers of 1024).

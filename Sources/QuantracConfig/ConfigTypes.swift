@@ -9,6 +9,8 @@ public struct StationConfig: Sendable {
     public var channels: [ChannelConfig]
     public var targets: [TargetConfig]
     public var retention: Retention = Retention()
+    /// The local status page and `/metrics` (`[status_page]`).
+    public var statusPage = StatusPageConfig()
 
     public func bus(named name: String) -> BusConfig? { buses.first { $0.name == name } }
 }
@@ -68,6 +70,10 @@ public struct Station: Sendable {
     public var aqiReferenceCelsius: Double = 25
     /// Readings stay `01` this long after a calibration ends (analyzers need time to settle).
     public var calibrationRecovery: Duration = .seconds(300)
+    /// How long polled readings may be held in memory before they are committed to the database together
+    /// (`commit_window`): the readings at risk on power loss. Zero commits every tick.
+    public var commitWindow: Duration = Station.defaultCommitWindow
+    public static let defaultCommitWindow: Duration = .seconds(10)
 
     /// The station code: the last part of the prefix (`NUO001`).
     public var stationCode: String { String(prefix.split(separator: "_").last ?? Substring(prefix)) }

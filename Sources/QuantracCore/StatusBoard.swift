@@ -20,6 +20,21 @@ public final class StatusBoard: Sendable {
         public var faultChannels: Int
         /// Health per device (slave id → online, suspect, offline, recovering).
         public var devices: [String: String] = [:]
+        /// Poll counters per device (slave id), since the daemon started.
+        public var deviceCounters: [String: DeviceCounters] = [:]
+        /// Time from the last tick's scheduled instant until its values were in hand (the bus's poll latency), ms.
+        public var lastPollMs: Int64?
+        /// Sum of every tick's poll latency (ms) and the number of ticks, since the daemon started.
+        public var pollMsSum: Int64 = 0
+        public var pollCount: Int = 0
+    }
+
+    /// How often a device was polled and how often that failed.
+    public struct DeviceCounters: Sendable, Codable, Hashable {
+        /// Ticks in which the device's channels were polled.
+        public var polls: Int = 0
+        /// Ticks in which at least one channel of the device came back `02` (no answer, exception, analyzer fault).
+        public var errors: Int = 0
     }
 
     public struct TargetState: Sendable, Codable, Hashable {
@@ -46,14 +61,58 @@ public final class StatusBoard: Sendable {
         public var diskUsedBytes: Int64?
         public var diskCapacityBytes: Int64?
         public var diskAlarm: String?
-        public var lastClockStep: String?
+        /// The last wall-clock step seen by ClockWatch; every step set here is also counted and kept in
+        /// `recentClockSteps` (the last 10).
+        public var lastClockStep: String? {
+            didSet {
+                guard let step = lastClockStep, step != oldValue else { return }
+                clockSteps += 1
+                recentClockSteps = Array((recentClockSteps + [step]).suffix(10))
+            }
+        }
+        public var clockSteps: Int = 0
+        public var recentClockSteps: [String] = []
+        /// Whether the system clock is synchronised (NTP), last checked by the clock monitor.
+        public var clock: ClockState?
         /// Calibration windows in effect (running or recovering).
         public var calibrations: [String] = []
     }
 
-    private let state: Mutex<Snapshot>
+    /// The system clock's synchronisation as the kernel (or the time service) reports it.
+    public struct ClockState: Sendable, Codable, Hashable {
+        /// nil: unknown (neither the kernel nor a time service could be asked).
+        public var synchronized: Bool?
+        /// Where the answer comes from: `adjtimex`, `timedatectl`, or `none`.
+        public var source: String
+        /// The kernel's maximum and estimated error of the clock (adjtimex), ms.
+        public var maxErrorMs: Int64?
+        public var estimatedErrorMs: Int64?
+        /// One line for people: "synchronised (max error 12 ms)", "NOT synchronised: …".
+        public var detail: String
+        public var checkedMs: Int64
 
-    public init(station: String, startedMs: Int64, channels: [(code: String, unit: String, bus: String)], buses: [String], targets: [String]) {
+        public init(synchronized: Bool?, source: String, maxErrorMs: Int64? = nil, estimatedErrorMs: Int64? = nil, detail: String, checkedMs: Int64) {
+            self.synchronized = synchronized
+            self.source = source
+            self.maxErrorMs = maxErrorMs
+            self.estimatedErrorMs = estimatedErrorMs
+            self.detail = detail
+            self.checkedMs = checkedMs
+        }
+    }
+
+    private let state: Mutex<Snapshot>
+    /// Channel code → device (slave id), for the per-device counters.
+    private let deviceOfChannel: [String: Int]
+    private let wallClock: any WallClock
+
+    /// - Parameters:
+    ///   - devices: channel code → device (slave id) on its bus; channels not named here are not counted per device.
+    ///   - wallClock: measures each tick's poll latency (from the tick's time to `record`).
+    public init(station: String, startedMs: Int64, channels: [(code: String, unit: String, bus: String)], buses: [String], targets: [String],
+                devices: [String: Int] = [:], wallClock: any WallClock = SystemWallClock()) {
+        deviceOfChannel = devices
+        self.wallClock = wallClock
         var s = Snapshot()
         s.station = station
         s.startedMs = startedMs
@@ -67,8 +126,15 @@ public final class StatusBoard: Sendable {
 
     public func update(_ body: (inout Snapshot) -> Void) { state.withLock { body(&$0) } }
 
-    /// Records one stored (or held) tick of a bus.
+    /// Records one stored (or held) tick of a bus, counts it per device and notes its poll latency.
     public func record(bus: String, readings: [Reading]) {
+        let now = wallClock.now()
+        var polled: Set<Int> = [], failed: Set<Int> = []
+        for r in readings {
+            guard let device = deviceOfChannel[r.channel] else { continue }
+            polled.insert(device)
+            if r.status == .fault { failed.insert(device) }
+        }
         state.withLock { s in
             for r in readings {
                 guard let i = s.channels.firstIndex(where: { $0.code == r.channel }) else { continue }
@@ -81,6 +147,16 @@ public final class StatusBoard: Sendable {
             if let b = s.buses.firstIndex(where: { $0.name == bus }) {
                 s.buses[b].lastTickMs = readings.map(\.time.milliseconds).max() ?? s.buses[b].lastTickMs
                 s.buses[b].faultChannels = readings.filter { $0.status == .fault }.count
+                for device in polled {
+                    s.buses[b].deviceCounters[String(device), default: DeviceCounters()].polls += 1
+                    if failed.contains(device) { s.buses[b].deviceCounters[String(device), default: DeviceCounters()].errors += 1 }
+                }
+                if let tick = readings.first?.time {
+                    let ms = max(0, (now - tick).wholeMilliseconds)
+                    s.buses[b].lastPollMs = ms
+                    s.buses[b].pollMsSum += ms
+                    s.buses[b].pollCount += 1
+                }
             }
         }
     }

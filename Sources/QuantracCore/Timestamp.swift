@@ -40,6 +40,13 @@ extension Duration {
 /// Source of wall-clock timestamps. Injected everywhere a timestamp is taken, so tests can drive time.
 public protocol WallClock: Sendable {
     func now() -> Timestamp
+    /// Seconds of this clock per real second: 1, except under the accelerated clock of tests and soak runs
+    /// (`ScaledWallClock`). Waits for a wall-clock moment divide by it (`realDuration(of:)`).
+    var rate: Double { get }
+}
+
+extension WallClock {
+    public var rate: Double { 1 }
 }
 
 /// The system's real-time clock (`clock_gettime(CLOCK_REALTIME)`), which NTP may step.

@@ -19,7 +19,8 @@ public struct AveragesService: Service {
     let wallClock: any WallClock
     let logger: Logger
     private let renderer: RegulatorFileRenderer
-    static let doneKey = "averages_done_until"
+    /// Meta key: the end of the last hour whose averages are computed.
+    public static let doneKey = "averages_done_until"
 
     public init(calculator: AverageCalculator, outbox: OutboxDirectory, productTargets: [String: [String]], signals: [OutboxSignal],
                 wallClock: any WallClock, logger: Logger) {
@@ -43,7 +44,7 @@ public struct AveragesService: Service {
                 if failing != text { logger.error("cannot compute averages, retrying: \(text)") }
                 failing = text
             }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(5)) }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wallClock.realDuration(of: .seconds(5), atLeast: .milliseconds(20))) }
         }
     }
 
@@ -62,18 +63,21 @@ public struct AveragesService: Service {
         }
         var count = 0
         while done + 3600 <= lastBuilt, !Task.isCancelled {
-            let end = done + 3600
+            // Every closed hour up to the next local midnight at once (one read, one write), then that day.
+            let end = min(calculator.dayGrid.interval(containing: Timestamp(seconds: done)).end, done + (lastBuilt - done) / 3600 * 3600)
             let now = wallClock.now()
-            let hourly = try await calculator.computeHour(end: end, now: now)
-            try await writeProduct("1h", end: end, averages: hourly.filter { $0.period == "1h" })
+            let averages = try await calculator.computeHours(after: done, through: end, now: now)
+            for hour in stride(from: done + 3600, through: end, by: 3600) {
+                try await writeProduct("1h", end: hour, averages: averages.filter { $0.period == "1h" && $0.average.interval.end == hour })
+            }
             if calculator.dayGrid.isBoundary(end) {
                 let daily = try await calculator.computeDay(end: end, now: now)
                 try await writeProduct("24h", end: end, averages: daily)
                 logger.info("daily averages", metadata: ["end": "\(end)", "valid": "\(daily.filter(\.average.isValid).count)/\(daily.count)"])
             }
             try await store.setMeta(Self.doneKey, end)
+            count += Int((end - done) / 3600)
             done = end
-            count += 1
         }
         return count
     }

@@ -29,8 +29,10 @@ public struct ClockWatch: Service {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
             let wall = wallClock.now(), mono = ContinuousClock.now
-            let step = (wall - lastWall) - (mono - lastMono)
-            if step > threshold || step < .zero - threshold {
+            // Under an accelerated test clock (`rate` > 1) the wall clock is expected to run `rate` times faster.
+            let step = (wall - lastWall) - (mono - lastMono) * wallClock.rate
+            let limit = threshold * wallClock.rate
+            if step > limit || step < .zero - limit {
                 let text = "wall clock stepped by \(step.wholeMilliseconds) ms (from \(lastWall.milliseconds) to \(wall.milliseconds) ms since the epoch)"
                 logger.warning("\(text)")
                 board?.update { $0.lastClockStep = text }

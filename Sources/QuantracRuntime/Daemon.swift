@@ -51,16 +51,22 @@ public struct Daemon {
         let progress = AcquisitionProgress()
         let board = StatusBoard(station: config.station.prefix, startedMs: wallClock.now().milliseconds,
                                 channels: config.channels.map { ($0.code, $0.unit, $0.bus) },
-                                buses: config.buses.map(\.name), targets: config.targets.map(\.name))
+                                buses: config.buses.map(\.name), targets: config.targets.map(\.name),
+                                devices: Dictionary(config.channels.map { ($0.code, $0.slave) }, uniquingKeysWith: { a, _ in a }),
+                                wallClock: wallClock)
         let calibration = CalibrationGate(recovery: config.station.calibrationRecovery)
-        var services: [any Service] = [ControlServer(path: (dataDir as NSString).appendingPathComponent("control.sock"), board: board, logger: logger)]
+        let routes = StatusRoutes(board: board, page: StatusPage(config: config, store: store, board: board, wallClock: wallClock),
+                                  metrics: MetricsRenderer(config: config, wallClock: wallClock))
+        var services: [any Service] = [ControlServer(path: (dataDir as NSString).appendingPathComponent("control.sock"), routes: routes, logger: logger)]
+        if config.statusPage.enabled { services.append(StatusPageServer(config: config.statusPage, routes: routes, logger: logger)) }
         // Before the pollers: the first tick already sees the calibration windows stored in the database.
         calibration.replace(try await store.calibrations(coveringFrom: wallClock.now(), recovery: config.station.calibrationRecovery))
         services.append(CalibrationWatcher(gate: calibration, store: store, wallClock: wallClock, logger: logger, board: board))
-        for bus in FieldDrivers.make(for: config, logger: logger) {
+        for bus in FieldDrivers.make(for: driverConfig(), logger: logger) {
             services.append(BusPoller(bus: bus, channels: config.channels, pollInterval: config.station.pollInterval,
                                       offset: config.station.utcOffset, store: store, progress: progress,
-                                      wallClock: wallClock, logger: logger, board: board, calibration: calibration))
+                                      wallClock: wallClock, logger: logger, board: board, calibration: calibration,
+                                      commitWindow: config.station.commitWindow, recordGrid: config.station.grid))
         }
         var signals: [OutboxSignal] = []
         var senders: [any Service] = []
@@ -78,6 +84,7 @@ public struct Daemon {
         services.append(RetentionService(retention: config.retention, dataDir: dataDir, store: store, outbox: outbox,
                                          wallClock: wallClock, logger: logger, board: board))
         services.append(ClockWatch(wallClock: wallClock, store: store, logger: logger, board: board))
+        services.append(ClockSyncMonitor(board: board, wallClock: wallClock, logger: logger))
         // Last in the group, so first to hear of a graceful shutdown (sends STOPPING=1 at once).
         services.append(SystemdNotifier(board: board, progress: progress, pollInterval: config.station.pollInterval, logger: logger))
 
@@ -90,6 +97,19 @@ public struct Daemon {
         try await group.run()
         try? await store.journal("daemon.stop", "stopped on request", at: wallClock.now())
         logger.notice("quantracd stopped")
+    }
+
+    /// The configuration the bus drivers see. Under an accelerated test clock (`quantracd --clock-scale`) their
+    /// back-offs — monotonic, from the poll interval up to `reconnect_max` — shrink by the clock's rate like
+    /// every other wait for station time; I/O timeouts stay real.
+    func driverConfig() -> StationConfig {
+        guard wallClock.rate != 1 else { return config }
+        var c = config
+        c.station.pollInterval = wallClock.realDuration(of: config.station.pollInterval, atLeast: .milliseconds(1))
+        for i in c.buses.indices {
+            c.buses[i].reconnectMax = wallClock.realDuration(of: c.buses[i].reconnectMax, atLeast: .milliseconds(1))
+        }
+        return c
     }
 
     /// Target names per average product (`1h`, `24h`).

@@ -58,7 +58,7 @@ public struct RecordService: Service {
                 board?.update { $0.fileError = text }
             }
             let pause: Duration = failing == nil ? .milliseconds(250) : .seconds(2)
-            _ = try? await cancelWhenGracefulShutdown { try await Task.sleep(for: pause) }
+            _ = try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wallClock.realDuration(of: pause, atLeast: .milliseconds(20))) }
         }
     }
 

@@ -48,7 +48,7 @@ public struct RetentionService: Service {
             } catch {
                 logger.error("retention run failed: \(error)")
             }
-            try? await cancelWhenGracefulShutdown { [every] in try await Task.sleep(for: every) }
+            try? await cancelWhenGracefulShutdown { [every, wallClock] in try await Task.sleep(for: wallClock.realDuration(of: every, atLeast: .milliseconds(20))) }
         }
     }
 

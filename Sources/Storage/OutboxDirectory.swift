@@ -55,6 +55,26 @@ public struct OutboxDirectory: Sendable {
         try Self.fsyncDirectory((from as NSString).deletingLastPathComponent)
     }
 
+    /// Moves several delivered files to the sent directory: every rename first, then one fsync per
+    /// directory involved (not two per file). Idempotent.
+    public func archive(names: [String]) throws {
+        var dirs: [String] = []
+        for name in names {
+            let from = (outbox as NSString).appendingPathComponent(name)
+            let to = (sent as NSString).appendingPathComponent(name)
+            guard FileManager.default.fileExists(atPath: from) else { continue }
+            let toDir = (to as NSString).deletingLastPathComponent
+            if !dirs.contains(toDir) {
+                try FileManager.default.createDirectory(atPath: toDir, withIntermediateDirectories: true)
+                dirs.append(toDir)
+            }
+            guard rename(from, to) == 0 else { throw POSIXError(errno, "rename \(from) → \(to)") }
+            let fromDir = (from as NSString).deletingLastPathComponent
+            if !dirs.contains(fromDir) { dirs.append(fromDir) }
+        }
+        for dir in dirs { try Self.fsyncDirectory(dir) }
+    }
+
     /// Writes `path.tmp`, fsyncs it, renames it over `path` and fsyncs the directory.
     public static func writeDurably(bytes: [UInt8], to path: String, temporarySuffix: String = ".tmp") throws {
         let tmp = path + temporarySuffix

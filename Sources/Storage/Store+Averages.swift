@@ -72,10 +72,15 @@ extension Store {
     /// The channel's last `limit` readings before `time`, oldest first (for the stuck check).
     public func readings(channel: String, before time: Timestamp, limit: Int) async throws -> [Reading] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT time_ms, value, status, reason FROM reading WHERE channel = ? AND time_ms < ? ORDER BY time_ms DESC LIMIT ?",
-                             arguments: [channel, time.milliseconds, limit]).reversed().map {
-                Reading(channel: channel, time: Timestamp(milliseconds: $0[0]), value: $0[1], status: InstrumentStatus(rawValue: $0[2]) ?? .fault, reason: $0[3])
+            let codes = try Self.channelCodes(db)
+            guard limit > 0, codes.values.contains(channel) else { return [] }
+            var found: [Reading] = []
+            let rows = try Row.fetchCursor(db, sql: "SELECT time_ms, data FROM tick WHERE time_ms < ? ORDER BY time_ms DESC, id DESC",
+                                           arguments: [time.milliseconds])
+            while found.count < limit, let row = try rows.next() {
+                found += try Self.decodeTick(row, codes: codes).reversed().filter { $0.channel == channel }.prefix(limit - found.count)
             }
+            return found.reversed()
         }
     }
 
@@ -98,17 +103,7 @@ extension Store {
 
     /// Inserts or replaces averages (idempotent by channel, period, end).
     public func upsert(_ averages: [StoredAverage], at now: Timestamp) async throws {
-        try await pool.write { db in
-            for s in averages {
-                let a = s.average
-                let excluded = a.excluded.sorted { $0.key < $1.key }.map { "\($0.key.rawValue)=\($0.value)" }.joined(separator: ",")
-                try db.execute(sql: """
-                    INSERT OR REPLACE INTO average (channel, period, period_end, value, valid, valid_count, expected_count, excluded, min, max, exceeds, computed_ms)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, arguments: [s.channel, s.period, a.interval.end, a.value, a.isValid, a.validCount, a.expectedCount, excluded,
-                                     a.min, a.max, a.exceeds, now.milliseconds])
-            }
-        }
+        try await upsert(averages, aqi: [], at: now)
     }
 
     public func upsert(_ aqi: StoredAQI, at now: Timestamp) async throws {

@@ -43,7 +43,7 @@ extension Store {
 
     /// Time of the newest stored reading (to report downtime on start).
     public func lastReadingTime() async throws -> Timestamp? {
-        try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(time_ms) FROM reading").map(Timestamp.init(milliseconds:)) }
+        try await pool.read { db in try Int64.fetchOne(db, sql: "SELECT MAX(time_ms) FROM tick").map(Timestamp.init(milliseconds:)) }
     }
 
     // MARK: outbox control
@@ -137,8 +137,9 @@ extension Store {
     public func applyRetention(readingsBefore: Int64, recordsBefore: Int64, filesBefore: Int64, at now: Timestamp) async throws -> RetentionResult {
         try await pool.write { db in
             var result = RetentionResult()
-            try db.execute(sql: "DELETE FROM reading WHERE time_ms < ?", arguments: [readingsBefore * 1000])
-            result.readings = db.changesCount
+            result.readings = try Int.fetchOne(db, sql: "SELECT COALESCE(SUM(count), 0) FROM tick WHERE time_ms < ?",
+                                               arguments: [readingsBefore * 1000]) ?? 0
+            try db.execute(sql: "DELETE FROM tick WHERE time_ms < ?", arguments: [readingsBefore * 1000])
             try db.execute(sql: "DELETE FROM record WHERE interval_end < ?", arguments: [recordsBefore])
             result.records = db.changesCount
             result.files = try String.fetchAll(db, sql: """

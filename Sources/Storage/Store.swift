@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import QuantracCore
+import Synchronization
 
 /// A file waiting in (or delivered from) the outbox, for one target.
 public struct OutboxEntry: Sendable, Hashable {
@@ -26,14 +27,21 @@ public struct TargetQueueState: Sendable, Hashable {
 public final class Store: Sendable {
     let pool: DatabasePool
     public let path: String
+    /// Channel code → `channel_key.id`, as committed (filled lazily by `append`).
+    private let channelKeys = Mutex<[String: Int64]>([:])
 
     /// Opens (creating if needed) the database at `path` and applies the migrations.
     public init(path: String) throws {
         self.path = path
         var config = Configuration()
         config.busyMode = .timeout(10)
+        // A gateway has little memory: each connection keeps at most 512 KiB of pages (SQLite's default is
+        // 2 MiB; the hot pages are the tail of the tick table), and two readers are enough for the daemon's
+        // services (GRDB's default is five).
+        config.maximumReaderCount = 2
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(sql: "PRAGMA cache_size = -512")
         }
         pool = try DatabasePool(path: path, configuration: config)
         try Self.migrator.migrate(pool)
@@ -191,50 +199,115 @@ public final class Store: Sendable {
                 );
                 """)
         }
+        m.registerMigration("v5 compact readings: one row per tick") { db in
+            // One row per reading cost a B-tree cell, the channel code and an index entry each: most of the
+            // bytes written per tick. A tick is now one row; its readings are one blob (ReadingBlob).
+            try db.execute(sql: """
+                CREATE TABLE channel_key (id INTEGER PRIMARY KEY, code TEXT NOT NULL UNIQUE);
+                CREATE TABLE tick (
+                    id INTEGER PRIMARY KEY,
+                    time_ms INTEGER NOT NULL,
+                    count INTEGER NOT NULL,
+                    data BLOB NOT NULL
+                );
+                CREATE INDEX tick_time ON tick(time_ms);
+                INSERT INTO channel_key (code) SELECT DISTINCT channel FROM reading ORDER BY channel;
+                """)
+            var keys: [String: Int64] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT id, code FROM channel_key") { keys[row[1]] = row[0] }
+            let insert = try db.makeStatement(sql: "INSERT INTO tick (time_ms, count, data) VALUES (?, ?, ?)")
+            var batch: [Reading] = []
+            func flush() throws {
+                guard let first = batch.first else { return }
+                try insert.execute(arguments: [first.time.milliseconds, batch.count, Data(ReadingBlob.encode(batch) { keys[$0] ?? 0 })])
+                batch.removeAll(keepingCapacity: true)
+            }
+            let rows = try Row.fetchCursor(db, sql: "SELECT time_ms, channel, value, status, reason FROM reading ORDER BY time_ms, id")
+            while let row = try rows.next() {
+                let r = Reading(channel: row[1], time: Timestamp(milliseconds: row[0]), value: row[2],
+                                status: InstrumentStatus(rawValue: row[3]) ?? .fault, reason: row[4])
+                if let first = batch.first, first.time != r.time { try flush() }
+                batch.append(r)
+            }
+            try flush()
+            try db.execute(sql: "DROP TABLE reading")
+        }
         return m
     }
 
     // MARK: readings
 
-    /// Stores one poll tick in one transaction; returns once it is durable.
+    /// Stores readings in one transaction and returns once it is durable: one `tick` row per run of
+    /// readings with the same time (a bus's poll tick), so a commit window of several ticks is one commit.
     public func append(_ readings: [Reading]) async throws {
-        try await pool.write { db in
-            let stmt = try db.cachedStatement(sql: "INSERT INTO reading (time_ms, channel, value, status, reason) VALUES (?, ?, ?, ?, ?)")
-            for r in readings {
-                try stmt.execute(arguments: [r.time.milliseconds, r.channel, r.value, r.status.rawValue, r.reason])
+        guard !readings.isEmpty else { return }
+        let known = channelKeys.withLock { $0 }
+        let added = try await pool.write { db -> [String: Int64] in
+            var keys = known, added: [String: Int64] = [:]
+            for code in Set(readings.map(\.channel)) where keys[code] == nil {
+                try db.execute(sql: "INSERT OR IGNORE INTO channel_key (code) VALUES (?)", arguments: [code])
+                guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM channel_key WHERE code = ?", arguments: [code]) else {
+                    throw DatabaseError(resultCode: .SQLITE_INTERNAL, message: "channel_key row for \(code) vanished")
+                }
+                keys[code] = id
+                added[code] = id
             }
+            let insert = try db.cachedStatement(sql: "INSERT INTO tick (time_ms, count, data) VALUES (?, ?, ?)")
+            var start = 0
+            while start < readings.count {
+                var end = start + 1
+                while end < readings.count, readings[end].time == readings[start].time { end += 1 }
+                let blob = ReadingBlob.encode(Array(readings[start..<end])) { keys[$0] ?? 0 }
+                try insert.execute(arguments: [readings[start].time.milliseconds, end - start, Data(blob)])
+                start = end
+            }
+            return added
         }
+        // Only keys of a committed transaction are remembered.
+        if !added.isEmpty { channelKeys.withLock { $0.merge(added) { old, _ in old } } }
     }
 
-    /// Readings with `start ≤ time < end` (epoch seconds), oldest first.
+    /// Channel code by key, for decoding tick blobs.
+    static func channelCodes(_ db: Database) throws -> [Int64: String] {
+        var codes: [Int64: String] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT id, code FROM channel_key") { codes[row[0]] = row[1] }
+        return codes
+    }
+
+    /// The readings of one `tick` row (`time_ms`, `data`).
+    static func decodeTick(_ row: Row, codes: [Int64: String]) throws -> [Reading] {
+        let data: Data = row[1]
+        return try ReadingBlob.decode(Array(data), time: Timestamp(milliseconds: row[0])) { codes[$0] }
+    }
+
+    /// Readings with `start ≤ time < end` (epoch seconds), oldest first (in poll order within a tick).
     public func readings(in interval: Interval) async throws -> [Reading] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT time_ms, channel, value, status, reason FROM reading WHERE time_ms >= ? AND time_ms < ? ORDER BY time_ms, id",
-                             arguments: [interval.start * 1000, interval.end * 1000]).map { row in
-                Reading(channel: row[1], time: Timestamp(milliseconds: row[0]), value: row[2],
-                        status: InstrumentStatus(rawValue: row[3]) ?? .fault, reason: row[4])
-            }
+            let codes = try Self.channelCodes(db)
+            return try Row.fetchAll(db, sql: "SELECT time_ms, data FROM tick WHERE time_ms >= ? AND time_ms < ? ORDER BY time_ms, id",
+                                    arguments: [interval.start * 1000, interval.end * 1000])
+                .flatMap { try Self.decodeTick($0, codes: codes) }
         }
     }
 
     /// Time of the oldest reading at or after `time`, if any.
     public func firstReadingTime(atOrAfter time: Timestamp) async throws -> Timestamp? {
         try await pool.read { db in
-            try Int64.fetchOne(db, sql: "SELECT MIN(time_ms) FROM reading WHERE time_ms >= ?", arguments: [time.milliseconds])
+            try Int64.fetchOne(db, sql: "SELECT MIN(time_ms) FROM tick WHERE time_ms >= ?", arguments: [time.milliseconds])
                 .map(Timestamp.init(milliseconds:))
         }
     }
 
-    /// The most recent reading per channel.
+    /// The most recent reading per channel (walks the ticks from the newest until every known channel is seen).
     public func latestReadings() async throws -> [Reading] {
         try await pool.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT r.time_ms, r.channel, r.value, r.status, r.reason FROM reading r
-                JOIN (SELECT channel, MAX(id) AS id FROM reading GROUP BY channel) m ON m.id = r.id
-                """).map { row in
-                Reading(channel: row[1], time: Timestamp(milliseconds: row[0]), value: row[2],
-                        status: InstrumentStatus(rawValue: row[3]) ?? .fault, reason: row[4])
+            let codes = try Self.channelCodes(db)
+            var latest: [String: Reading] = [:]
+            let rows = try Row.fetchCursor(db, sql: "SELECT time_ms, data FROM tick ORDER BY time_ms DESC, id DESC")
+            while latest.count < codes.count, let row = try rows.next() {
+                for r in try Self.decodeTick(row, codes: codes).reversed() where latest[r.channel] == nil { latest[r.channel] = r }
             }
+            return latest.values.sorted { ($0.time, $0.channel) < ($1.time, $1.channel) }
         }
     }
 
@@ -312,6 +385,41 @@ public final class Store: Sendable {
                 SELECT d.file, f.interval_end, d.attempts FROM delivery d JOIN file f ON f.name = d.file
                 WHERE d.target = ? AND d.state = 'pending' ORDER BY d.seq LIMIT 1
                 """, arguments: [target]).map { OutboxEntry(file: $0[0], intervalEnd: $0[1], target: target, attempts: $0[2]) }
+        }
+    }
+
+    /// The first `limit` files of `target`'s queue, head first (see `nextPending`).
+    public func pendingEntries(target: String, limit: Int) async throws -> [OutboxEntry] {
+        try await pool.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT d.file, f.interval_end, d.attempts FROM delivery d JOIN file f ON f.name = d.file
+                WHERE d.target = ? AND d.state = 'pending' ORDER BY d.seq LIMIT ?
+                """, arguments: [target, limit]).map { OutboxEntry(file: $0[0], intervalEnd: $0[1], target: target, attempts: $0[2]) }
+        }
+    }
+
+    /// Marks several deliveries of `target` sent in one transaction (one fsync for a batch of uploads);
+    /// returns the files among them that have no pending delivery left (ready to archive), in order.
+    public func markSent(files: [String], target: String, at now: Timestamp) async throws -> [String] {
+        guard !files.isEmpty else { return [] }
+        return try await pool.write { db in
+            var done: [String] = []
+            for file in files {
+                try db.execute(sql: "UPDATE delivery SET state = 'sent', sent_ms = ?, last_attempt_ms = ?, attempts = attempts + 1, last_error = NULL WHERE file = ? AND target = ?",
+                               arguments: [now.milliseconds, now.milliseconds, file, target])
+                if try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM delivery WHERE file = ? AND state = 'pending'", arguments: [file]) == 0 {
+                    done.append(file)
+                }
+            }
+            return done
+        }
+    }
+
+    /// Records that these files now live in the sent directory, in one transaction.
+    public func markArchived(files: [String]) async throws {
+        guard !files.isEmpty else { return }
+        try await pool.write { db in
+            for file in files { try db.execute(sql: "UPDATE file SET archived = 1 WHERE name = ?", arguments: [file]) }
         }
     }
 

@@ -63,19 +63,26 @@ public struct TransmissionService: Service {
             .replacingOccurrences(of: "{product}", with: product)
     }
 
+    /// Files taken from the head of the queue at a time. Their uploads are acknowledged together (one
+    /// database commit and one directory fsync for up to this many files, or for what was uploaded in
+    /// `acknowledgeEvery`), so a backlog drains at the speed of the link rather than of the disk's fsyncs.
+    /// A crash between an upload and its acknowledgement re-sends that file (same name, same bytes).
+    static let batchSize = 64
+    static let acknowledgeEvery: Duration = .seconds(1)
+
     public func run() async throws {
         defer { uploader.shutdown() }
         var backoff = Duration.seconds(1)
         var failing: String?
         var storeFailing = false
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            let entry: OutboxEntry?
+            let batch: [OutboxEntry]
             do {
                 if let reason = try await store.parkedReason(target: target.name) {
                     try await waitWhileParked(reason)
                     continue
                 }
-                entry = try await store.nextPending(target: target.name)
+                batch = try await store.pendingEntries(target: target.name, limit: Self.batchSize)
                 storeFailing = false
                 await publishState()
             } catch {
@@ -84,44 +91,59 @@ public struct TransmissionService: Service {
                 await waitOrShutdown(.seconds(5))
                 continue
             }
-            guard let entry else {
+            guard !batch.isEmpty else {
                 await waitOrShutdown(.seconds(5))
                 continue
             }
-            do throws(UploadError) {
-                let bytes: [UInt8]
-                do { bytes = try outbox.read(name: entry.file) } catch {
-                    throw UploadError(kind: .rejected, message: "local copy unreadable: \(error)")
+            var uploaded: [OutboxEntry] = []
+            var since = ContinuousClock.now
+            var failure: (entry: OutboxEntry, error: UploadError)?
+            for entry in batch {
+                if Task.isShuttingDownGracefully || Task.isCancelled { break }
+                do throws(UploadError) {
+                    let bytes: [UInt8]
+                    do { bytes = try outbox.read(name: entry.file) } catch {
+                        throw UploadError(kind: .rejected, message: "local copy unreadable: \(error)")
+                    }
+                    try await uploader.upload(name: (entry.file as NSString).lastPathComponent, bytes: bytes, directory: directory(for: entry))
+                } catch {
+                    failure = (entry, error)
+                    break
                 }
-                try await uploader.upload(name: (entry.file as NSString).lastPathComponent, bytes: bytes, directory: directory(for: entry))
-                await delivered(entry)
+                uploaded.append(entry)
                 if failing != nil {
                     logger.notice("uploads succeed again", metadata: ["file": "\(entry.file)"])
                     failing = nil
                 }
                 backoff = .seconds(1)
-            } catch {
-                try? await store.markFailed(file: entry.file, target: target.name, error: error.message, at: wallClock.now())
-                if error.kind == .authentication {
-                    logger.error("\(error.message); queue parked until the configuration is fixed and quantracd restarted, or `quantrac outbox retry`",
-                                 metadata: ["file": "\(entry.file)", "kind": "\(error.kind)"])
-                    try? await store.park(target: target.name, reason: error.message, at: wallClock.now())
-                    try? await store.journal("outbox.parked", "\(target.name): \(error.message)", at: wallClock.now())
-                    await publishState()
-                    failing = Self.failureKey(error)
-                    continue
+                if ContinuousClock.now - since >= Self.acknowledgeEvery {
+                    await delivered(uploaded)
+                    uploaded.removeAll()
+                    since = ContinuousClock.now
                 }
-                // Logged once per kind of failure, not per retry (curl's texts carry timings that vary).
-                if failing != Self.failureKey(error) {
-                    logger.warning("upload failed, will retry: \(error.message)", metadata: ["file": "\(entry.file)", "kind": "\(error.kind)"])
-                    failing = Self.failureKey(error)
-                }
-                // Rejections retry slowly (at least a minute apart once backed off): the server said no.
-                let cap = error.kind == .transient ? target.retryMax : max(target.retryMax, .seconds(60))
-                await publishState()
-                await waitForRetry(min(backoff * Double.random(in: 0.8...1.2), cap))
-                backoff = min(backoff * 2, cap)
             }
+            await delivered(uploaded)
+            guard let (entry, error) = failure else { continue }
+            try? await store.markFailed(file: entry.file, target: target.name, error: error.message, at: wallClock.now())
+            if error.kind == .authentication {
+                logger.error("\(error.message); queue parked until the configuration is fixed and quantracd restarted, or `quantrac outbox retry`",
+                             metadata: ["file": "\(entry.file)", "kind": "\(error.kind)"])
+                try? await store.park(target: target.name, reason: error.message, at: wallClock.now())
+                try? await store.journal("outbox.parked", "\(target.name): \(error.message)", at: wallClock.now())
+                await publishState()
+                failing = Self.failureKey(error)
+                continue
+            }
+            // Logged once per kind of failure, not per retry (curl's texts carry timings that vary).
+            if failing != Self.failureKey(error) {
+                logger.warning("upload failed, will retry: \(error.message)", metadata: ["file": "\(entry.file)", "kind": "\(error.kind)"])
+                failing = Self.failureKey(error)
+            }
+            // Rejections retry slowly (at least a minute apart once backed off): the server said no.
+            let cap = error.kind == .transient ? target.retryMax : max(target.retryMax, .seconds(60))
+            await publishState()
+            await waitForRetry(min(backoff * Double.random(in: 0.8...1.2), cap))
+            backoff = min(backoff * 2, cap)
         }
     }
 
@@ -143,17 +165,17 @@ public struct TransmissionService: Service {
         }
     }
 
-    /// Marks the delivery done and, once every target has the file, moves it to `sent/`.
-    private func delivered(_ entry: OutboxEntry) async {
+    /// Marks uploaded files delivered (one transaction) and moves those every target has to `sent/`.
+    private func delivered(_ entries: [OutboxEntry]) async {
+        guard !entries.isEmpty else { return }
         do {
-            if try await store.markSent(file: entry.file, target: target.name, at: wallClock.now()) {
-                try outbox.archive(name: entry.file)
-                try await store.markArchived(file: entry.file)
-            }
-            logger.debug("sent", metadata: ["file": "\(entry.file)"])
+            let done = try await store.markSent(files: entries.map(\.file), target: target.name, at: wallClock.now())
+            try outbox.archive(names: done)
+            try await store.markArchived(files: done)
+            for entry in entries { logger.debug("sent", metadata: ["file": "\(entry.file)"]) }
         } catch {
-            // The upload succeeded; at worst the file is sent again after a restart (same name, same bytes).
-            logger.error("sent \(entry.file) but cannot record it: \(error)")
+            // The uploads succeeded; at worst the files are sent again after a restart (same names, same bytes).
+            logger.error("sent \(entries.count) file(s) (\(entries[0].file) …) but cannot record it: \(error)")
         }
     }
 

@@ -1,30 +1,31 @@
 import Foundation
+import QuantracConfig
 
-/// A plausible, slowly moving analyzer value: a base level, a slow sine and a little noise.
-struct Waveform {
-    let base: Double
-    let amplitude: Double
-    let period: Double
-    let phase: Double
-
-    /// Typical levels for the circular's parameter symbols; unknown codes get a generic 10 ± 1.
-    init(code: String, seed: Int) {
-        let table: [String: (Double, Double)] = [
-            "Flow": (150, 20), "Temp": (29, 1.5), "pH": (7.2, 0.3), "TSS": (20, 4), "COD": (40, 8), "NH4": (2, 0.5),
-            "TP": (1, 0.2), "TN": (10, 2), "TOC": (15, 3), "Color": (30, 5), "Cl": (0.5, 0.1), "DO": (6, 1), "EC": (350, 30),
-            "TUR": (12, 3), "NO3": (1.5, 0.3), "P": (101, 1), "O2": (10, 1), "NO": (90, 15), "NO2": (40, 8), "CO": (35, 6),
-            "SO2": (200, 30), "PM": (12, 3), "H2S": (1, 0.3), "NH3": (2, 0.5), "PM10": (55, 12), "PM2,5": (30, 8),
-            "PM1": (15, 4), "TSP": (80, 15), "O3": (60, 20), "NOx": (120, 20), "RH": (75, 10), "WS": (2.5, 1.5),
-            "WD": (180, 90), "SR": (400, 300), "Rain": (0, 0), "PO4": (0.3, 0.1), "Sal": (0.5, 0.2), "VHg": (0.01, 0.003),
-        ]
-        let (b, a) = table[code] ?? (10, 1)
-        base = b
-        amplitude = a
-        period = 600 + Double(seed % 7) * 120
-        phase = Double(seed) * 0.7
+/// The value of a simulated channel (engineering units, after scale and offset) at a moment.
+extension SimChannel {
+    /// - Parameters:
+    ///   - t: time since the simulator started (scenario time, already multiplied by `--speed`).
+    ///   - wall: seconds since 1970, for the `typical` waveform (its phase follows the wall clock).
+    ///   - calibrating: the device calibrates: the value is `span`.
+    func value(at t: Duration, wall: Double, calibrating: Bool) -> Double {
+        if calibrating { return span }
+        let seconds = t.inSimSeconds, p = period.inSimSeconds
+        switch waveform {
+        case .constant:
+            return base
+        case .sine:
+            return base + amplitude * sin(2 * .pi * seconds / p)
+        case .ramp:
+            return base + amplitude * (seconds / p - (seconds / p).rounded(.down))
+        case .typical:
+            // A slow sine whose period and phase depend on the channel's position, plus 5 % noise.
+            let typicalPeriod = 600 + Double(seed % 7) * 120, phase = Double(seed) * 0.7
+            return base + amplitude * sin(2 * .pi * wall / typicalPeriod + phase) + amplitude * 0.05 * Double.random(in: -1...1)
+        }
     }
+}
 
-    func value(at t: Double) -> Double {
-        base + amplitude * sin(2 * .pi * t / period + phase) + amplitude * 0.05 * Double.random(in: -1...1)
-    }
+extension Duration {
+    /// The duration in seconds, as a `Double`.
+    var inSimSeconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
 }

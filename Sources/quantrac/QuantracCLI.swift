@@ -12,7 +12,7 @@ struct QuantracCLI: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quantrac",
         abstract: "Quantrac station data logger: technician and operator commands.",
-        subcommands: [Check.self, Read.self, Probe.self, Status.self, Calibrate.self, Outbox.self, Averages.self, Audit.self])
+        subcommands: [Check.self, Read.self, Probe.self, Status.self, Calibrate.self, Outbox.self, Averages.self, AQICommand.self, Audit.self])
 }
 
 /// Exit status for an invalid configuration (sysexits EX_CONFIG).

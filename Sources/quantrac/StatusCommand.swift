@@ -93,7 +93,8 @@ struct Status: AsyncParsableCommand {
         if let used = s.diskUsedBytes, let cap = s.diskCapacityBytes {
             print("disk:        \(used / 1_048_576) MiB of \(cap / 1_048_576) MiB" + (s.diskAlarm.map { "  ALARM \($0)" } ?? ""))
         }
-        print("clock:       " + (s.lastClockStep ?? "no step seen"))
+        print("clock:       " + (s.clock.map { "\($0.detail) [\($0.source)]" } ?? "synchronisation not checked yet"))
+        print("clock steps: " + (s.clockSteps == 0 ? "none since start" : "\(s.clockSteps) since start; last: \(s.lastClockStep ?? "-")"))
         print("calibration: " + (s.calibrations.isEmpty ? "none" : s.calibrations.joined(separator: "; ")))
     }
 }

@@ -1,6 +1,8 @@
 import ArgumentParser
+import Foundation
 import Logging
 import QuantracConfig
+import QuantracCore
 import QuantracRuntime
 
 /// The Quantrac daemon: polls the analyzers, stores every reading, builds the regulator files and
@@ -17,9 +19,18 @@ struct QuantracDaemon: AsyncParsableCommand {
     @Option(name: .long, help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
+    @Option(name: .long, help: "Log format: auto (journald under systemd, else plain), plain, journald (<N> priority prefixes).")
+    var logFormat: LogFormat = .auto
+
+    // Tests and soak runs only (AcceleratedClock.swift): station time runs N× faster, from an ISO 8601 start.
+    @Option(name: .long, help: .hidden) var clockScale: Double?
+    @Option(name: .long, help: .hidden) var clockStart: String?
+
     mutating func run() async throws {
         let level = logLevel
+        let format = logFormat.resolved(environment: ProcessInfo.processInfo.environment)
         LoggingSystem.bootstrap { label in
+            if format == .journald { return JournaldLogHandler(logLevel: level) }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
@@ -33,7 +44,8 @@ struct QuantracDaemon: AsyncParsableCommand {
             throw ExitCode(78)  // EX_CONFIG: systemd's RestartPreventExitStatus
         }
         do {
-            try await Daemon(config: station, configPath: config, logger: logger).run()
+            let wallClock: any WallClock = try acceleratedClock(scale: clockScale, start: clockStart, logger: logger) ?? SystemWallClock()
+            try await Daemon(config: station, configPath: config, logger: logger, wallClock: wallClock).run()
         } catch let error as StartupError {
             printError("quantracd: \(error)")
             throw ExitCode(78)
@@ -42,6 +54,8 @@ struct QuantracDaemon: AsyncParsableCommand {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+extension LogFormat: ExpressibleByArgument {}
 
 func printError(_ text: String) {
     var stderr = StandardError()

@@ -67,6 +67,19 @@ struct AveragesCommandTests {
         // 02:00: NowCast of 20 then 60 µg/m³ (w = 1/3 → 1/2): (20 + 0.5·60)/1.5 = 33.3 → PM2.5 index 67; NO2 118.7 → 59.
         #expect(aqi.stdoutText.contains("2026-03-15 02:00:00  67   Moderate  PM2.5     NO2=59,PM2.5=67"), "\(aqi.stdoutText)")
 
+        // The shapes: `quantrac aqi` and `quantrac averages --hourly|--daily` (list is the default).
+        let aqiJSON = try quantrac(["aqi", "--daily", "--json", "--from", "2026-03-15", "--to", "2026-03-15"] + c, in: dir, label: "aqi-json")
+        let days = try #require(try JSONSerialization.jsonObject(with: Data(aqiJSON.stdoutText.utf8)) as? [[String: Any]], "\(aqiJSON.stderrText)")
+        #expect(days.count == 1 && days[0]["end"] as? String == "2026-03-16 00:00:00" && days[0]["category"] as? String != nil)
+        #expect((days[0]["sub_indices"] as? [String: Int])?["NO2"] == 59, "the largest hourly NO2, 118.7 µg/m³: \(aqiJSON.stdoutText)")
+        let hourlyAQI = try quantrac(["aqi", "--hourly", "--from", "2026-03-15 01:00", "--to", "2026-03-15 02:00"] + c, in: dir, label: "aqi-hourly")
+        #expect(hourlyAQI.stdoutText == aqi.stdoutText, "quantrac aqi is quantrac averages aqi")
+        // (60 + 23 × 20) / 24 µg/m³: the day is the mean of its hours.
+        let daily = try quantrac(["averages", "--daily", "--from", "2026-03-15", "--to", "2026-03-15"] + c, in: dir, label: "daily")
+        #expect(daily.stdoutText.contains("2026-03-16 00:00:00  PM2,5    21.67   yes    24/24"), "\(daily.stdoutText)\(daily.stderrText)")
+        let both = try quantrac(["averages", "--daily", "--period", "8h", "--from", "2026-03-15", "--to", "2026-03-15"] + c, in: dir, label: "both")
+        #expect(both.exitStatus != 0 && both.stderrText.contains("not both"), "\(both.stderrText)")
+
         let exclude = try quantrac(["averages", "exclude", "--channel", "PM2,5", "--from", "2026-03-15 00:00", "--to", "2026-03-15 00:20",
                                     "--reason", "zero check entered late"] + c, in: dir, label: "exclude")
         #expect(exclude.exitStatus == 0, "\(exclude.stderrText)")

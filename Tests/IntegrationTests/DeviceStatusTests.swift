@@ -116,7 +116,7 @@ struct DeviceStatusTests {
         try await Task.sleep(for: .seconds(4))
         let log = String(daemon.stderrText.dropFirst(mark))
         let attempts = log.split(separator: "\n").filter { $0.contains("request failed") && $0.contains("slave=7") }.count
-        let ticks = log.components(separatedBy: "tick stored").count - 1
+        let ticks = log.components(separatedBy: "tick polled").count - 1
         #expect(ticks >= 6 && attempts * 2 <= ticks, "\(attempts) requests to the dead slave in \(ticks) ticks")
         #expect(daemon.isRunning)
     }

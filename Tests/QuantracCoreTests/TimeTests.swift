@@ -64,6 +64,23 @@ struct BlockingLaneTests {
         await #expect(throws: CancellationError.self) { try await lane.run { _ in 1 } }
     }
 
+    @Test func isATaskExecutorForItsOwnThread() async throws {
+        let lane = BlockingLane<Counter>(name: "exec-lane") { Counter() }
+        let laneThread = try await lane.run { _ in UInt(pthread_self()) }
+        let (here, jobs) = try await withTaskExecutorPreference(lane) {
+            // The task's own code and the jobs it submits run on the lane thread, in order.
+            var jobs: [Int] = []
+            for _ in 0..<10 { jobs.append(try await lane.run { c in c.n += 1; return c.n }) }
+            return (UInt(pthread_self()), jobs)
+        }
+        #expect(here == laneThread)
+        #expect(jobs == Array(1...10))
+        // After shutdown a task that prefers the lane still runs (on the global executor).
+        lane.shutdown()
+        let after = await withTaskExecutorPreference(lane) { await Task.yield(); return 42 }
+        #expect(after == 42)
+    }
+
     @Test func propagatesErrors() async {
         struct Boom: Error {}
         let lane = BlockingLane<Void>(name: "err") { () }

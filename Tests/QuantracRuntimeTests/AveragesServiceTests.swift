@@ -135,4 +135,53 @@ struct AveragesServiceTests {
         #expect(try await store.records(intervalEnd: dayStart + 900).count == 4, "records are never changed")
         #expect(try await store.journalEntries().last?.kind == "averages.correction")
     }
+
+    /// Batched computation (a local day per read and write) stores exactly what computing hour by hour
+    /// stores — across batch boundaries too, where 8-hour means and the NowCast look back into the day before.
+    @Test func batchesEqualHourByHour() async throws {
+        try FileManager.default.createDirectory(atPath: config.station.dataDir, withIntermediateDirectories: true)
+        let batched = try Store(path: config.station.dataDir + "/batched.sqlite")
+        let single = try Store(path: config.station.dataDir + "/single.sqlite")
+        // Two days and a half, with calibrations, faults, flags, gaps and a late correction.
+        var seed: UInt64 = 42
+        func next() -> Double { seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407; return Double(seed >> 11) / Double(1 << 53) }
+        for i in 1...(288 * 5 / 2) {
+            let end = dayStart + Int64(i) * 300
+            var records: [ChannelRecord] = []
+            for code in ["PM2,5", "O3", "WS", "WD"] where next() > 0.05 {
+                let roll = next()
+                let status: InstrumentStatus = roll < 0.06 ? .calibrating : roll < 0.1 ? .fault : .measuring
+                records.append(ChannelRecord(channel: code, intervalEnd: end, value: code == "WD" ? next() * 360 : 10 + next() * 60, status: status,
+                                             validCount: 30, sampleCount: 30, flag: next() < 0.01 ? .range : nil))
+            }
+            for store in [batched, single] {
+                try await store.commitInterval(intervalEnd: end, records: records, fileName: "F\(i)", fileBytes: [1], targets: [], now: Timestamp(seconds: end))
+            }
+        }
+        let correction = Correction(channel: "O3", from: dayStart + 86_400 - 1800, to: dayStart + 86_400 + 900, reason: "span")
+        try await batched.addCorrection(correction, user: nil, at: Timestamp(seconds: dayStart))
+        try await single.addCorrection(correction, user: nil, at: Timestamp(seconds: dayStart))
+        let now = Timestamp(seconds: dayStart + 4 * 86_400)
+        let end = dayStart + 60 * 3600
+        // Batched: recompute from 03:00 (the first day partly), by local day.
+        let counts = try await AverageCalculator(config: config, store: batched).recompute(from: dayStart + 3 * 3600, to: end, now: now)
+        #expect(counts.hours == 57 && counts.days == 3)
+        let one = AverageCalculator(config: config, store: single)
+        for hour in stride(from: dayStart + 4 * 3600, through: end, by: 3600) {
+            _ = try await one.computeHour(end: hour, now: now)
+            if hour % 86_400 == dayStart % 86_400 { _ = try await one.computeDay(end: hour, now: now) }
+        }
+        _ = try await one.computeDay(end: dayStart + 3 * 86_400, now: now)
+        for period in ["1h", "8h", "24h"] {
+            let a = try await batched.averages(period: period, after: dayStart, through: dayStart + 3 * 86_400)
+            let b = try await single.averages(period: period, after: dayStart, through: dayStart + 3 * 86_400)
+            #expect(a == b && !a.isEmpty, "\(period) averages differ")
+        }
+        for period in ["1h", "24h"] {
+            let a = try await batched.aqi(period: period, after: dayStart, through: dayStart + 3 * 86_400)
+            #expect(a == (try await single.aqi(period: period, after: dayStart, through: dayStart + 3 * 86_400)) && !a.isEmpty, "\(period) AQI differs")
+        }
+        let corrected = try await batched.averages(period: "1h", after: dayStart + 82_800, through: dayStart + 86_400, channel: "O3")
+        #expect(corrected.first?.average.excluded[.corrected] == 6, "the correction reaches back into the first batch")
+    }
 }
