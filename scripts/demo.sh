@@ -24,6 +24,12 @@ trap cleanup EXIT INT TERM
 
 for _ in $(seq 50); do grep -q READY .demo/sim.out 2>/dev/null && break; sleep 0.1; done
 echo "simulated analyzers: $(tr '\n' ' ' < .demo/sim.out)"
+# The daemon answers `quantrac read` as soon as its control socket is up, before its first poll: wait
+# (at most 10 s) until that poll is on the status board, so the table shows values, not "--".
+for _ in $(seq 100); do
+  "$BIN/quantrac" read --config "$CONFIG" --json 2>/dev/null | grep -q '"status_code" : "--"' || break
+  sleep 0.1
+done
 echo "live values:"
 "$BIN/quantrac" read --config "$CONFIG"
 echo

@@ -51,7 +51,7 @@ struct Calibrate: ParsableCommand {
                 print("\(channel ?? "station") in calibration" + (cal.untilMs.map { " until \(formatLocal(ms: $0, offset: c.station.utcOffset))" } ?? " until stopped")
                       + "; readings stay 01 for \(c.station.calibrationRecovery.wholeMilliseconds / 1000) s after it ends")
             } catch let e as Store.CalibrationError {
-                throw ValidationError("\(e)")
+                throw CommandFailure("\(e)")
             }
         }
     }
@@ -66,7 +66,7 @@ struct Calibrate: ParsableCommand {
             do {
                 try await openStore(c).stopCalibration(channel: channel, user: invokingUser(), at: SystemWallClock().now())
             } catch let e as Store.CalibrationError {
-                throw ValidationError("\(e)")
+                throw CommandFailure("\(e)")
             }
             print("\(channel ?? "station") calibration stopped; readings stay 01 for \(c.station.calibrationRecovery.wholeMilliseconds / 1000) s")
         }

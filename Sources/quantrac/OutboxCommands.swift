@@ -11,7 +11,7 @@ import Glibc
 func openStore(_ config: StationConfig, readOnly: Bool = false) throws -> Store {
     let path = (config.station.dataDir as NSString).appendingPathComponent("quantrac.sqlite")
     guard FileManager.default.fileExists(atPath: path) else {
-        throw ValidationError("no database at \(path) yet: start quantracd with this configuration first")
+        throw CommandFailure("no database at \(path) yet: start quantracd with this configuration first")
     }
     return readOnly ? try Store(readOnlyPath: path) : try Store(path: path)
 }
@@ -150,7 +150,7 @@ struct Outbox: ParsableCommand {
             do {
                 try await openStore(c).abandon(file: file, target: target, reason: reason, user: invokingUser(), at: SystemWallClock().now())
             } catch let error as Store.AbandonError {
-                throw ValidationError("\(error)")
+                throw CommandFailure("\(error)")
             }
             print("\(file) abandoned for \(target); journaled")
         }

@@ -64,7 +64,10 @@ struct Probe: AsyncParsableCommand {
                 throw lastError!
             }
         } catch let e as ModbusError {
-            throw ValidationError("\(endpoint) slave \(slave): \(e)")
+            let hint = e.code.exception == .illegalDataAddress
+                ? "; the device has no \(register) registers \(address)…\(address + count - 1): check --address (zero-based) and --count, or try --register \(kind == .holding ? "input" : "holding")"
+                : ""
+            throw CommandFailure("\(endpoint) slave \(slave): \(e)\(hint)")
         }
         var decodings: [Decoding] = []
         for s in [address - 1, address, address + 1] where s >= start {

@@ -15,6 +15,14 @@ struct QuantracCLI: AsyncParsableCommand {
         subcommands: [Check.self, Read.self, Probe.self, Status.self, Calibrate.self, Outbox.self, Averages.self, AQICommand.self, Audit.self])
 }
 
+/// A command that was given correctly but could not do its work (the device refused, the daemon owns the
+/// port, the calibration is already running …): printed as `Error: …` without the usage text that a
+/// `ValidationError` (a mistake in the command line) adds, exit status 1.
+struct CommandFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
 /// Exit status for an invalid configuration (sysexits EX_CONFIG).
 let exitConfigError = ExitCode(78)
 

@@ -77,7 +77,11 @@ struct Status: AsyncParsableCommand {
                     "\(ch.statusCode) \(ch.status)", age(ch.timeMs), ch.reason ?? ""]
         })
         print()
-        printTable([["BUS", "LAST TICK", "FAULT CHANNELS"]] + s.buses.map { [$0.name, age($0.lastTickMs), String($0.faultChannels)] })
+        printTable([["BUS", "LAST TICK", "POLL", "FAULT CHANNELS", "DEVICES"]] + s.buses.map { b in
+            let devices = b.devices.sorted { (Int($0.key) ?? 0, $0.key) < (Int($1.key) ?? 0, $1.key) }.map { "\($0.key) \($0.value)" }
+            return [b.name, age(b.lastTickMs), b.lastPollMs.map { "\($0) ms" } ?? "-", String(b.faultChannels),
+                    devices.isEmpty ? "-" : devices.joined(separator: ", ")]
+        })
         print()
         printTable([["TARGET", "PENDING", "OLDEST PENDING", "LAST SUCCESS", "LAST ERROR"]] + s.targets.map {
             [$0.name + ($0.parked != nil ? " (parked)" : ""), String($0.pending), $0.oldestPending ?? "-",
@@ -117,6 +121,6 @@ func refuseSerialPortsOwnedByTheDaemon(_ c: StationConfig, buses: [String]) thro
         flock(fd, LOCK_UN)
         return
     }
-    throw ValidationError("quantracd is running and owns \(devices.joined(separator: ", ")); use `quantrac read` without --direct "
+    throw CommandFailure("quantracd is running and owns \(devices.joined(separator: ", ")); use `quantrac read` without --direct "
                           + "(values from the daemon), or stop quantracd first")
 }

@@ -137,6 +137,17 @@ struct ProbeTests {
         let header = atAddress.split(separator: "\n").first?.split(separator: " ").map(String.init) ?? []
         let float32 = atAddress.split(separator: "\n").first { $0.hasPrefix("float32 ") }?.split(separator: " ").map(String.init) ?? []
         #expect(header.firstIndex(of: "CDAB").map { float32[$0] } == "123.456", "the CDAB column of the float32 row at address 5 shows 123.456")
+
+        // Past the end of the served map (11 does not exist): the device's refusal and what to check,
+        // without the usage text of a command-line mistake.
+        let beyond = try TestProcess(executable: Repository.binary("quantrac"),
+                                     arguments: ["probe", "--config", served.path, "--bus", "lan", "--slave", "3", "--address", "10", "--count", "2"],
+                                     logDirectory: dir, label: "probe-beyond")
+        _ = beyond.waitForExit(timeout: .seconds(20))
+        #expect(beyond.exitStatus == 1, "\(beyond.stderrText)")
+        #expect(beyond.stderrText.contains("exception illegal data address"), "\(beyond.stderrText)")
+        #expect(beyond.stderrText.contains("the device has no holding registers 10…11: check --address (zero-based) and --count"), "\(beyond.stderrText)")
+        #expect(!beyond.stderrText.contains("Usage:"), "\(beyond.stderrText)")
     }
 
     @Test func refusesASerialPortTheDaemonOwns() async throws {
