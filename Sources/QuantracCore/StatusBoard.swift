@@ -104,6 +104,9 @@ public final class StatusBoard: Sendable {
     private let state: Mutex<Snapshot>
     /// Channel code → device (slave id), for the per-device counters.
     private let deviceOfChannel: [String: Int]
+    /// Channel code → its position in `Snapshot.channels` (fixed at start), so a tick is recorded without a
+    /// search per reading.
+    private let channelIndex: [String: Int]
     private let wallClock: any WallClock
 
     /// - Parameters:
@@ -112,6 +115,7 @@ public final class StatusBoard: Sendable {
     public init(station: String, startedMs: Int64, channels: [(code: String, unit: String, bus: String)], buses: [String], targets: [String],
                 devices: [String: Int] = [:], wallClock: any WallClock = SystemWallClock()) {
         deviceOfChannel = devices
+        channelIndex = Dictionary(channels.enumerated().map { ($0.element.code, $0.offset) }, uniquingKeysWith: { first, _ in first })
         self.wallClock = wallClock
         var s = Snapshot()
         s.station = station
@@ -137,7 +141,7 @@ public final class StatusBoard: Sendable {
         }
         state.withLock { s in
             for r in readings {
-                guard let i = s.channels.firstIndex(where: { $0.code == r.channel }) else { continue }
+                guard let i = channelIndex[r.channel] else { continue }
                 s.channels[i].value = r.value
                 s.channels[i].status = r.status.description
                 s.channels[i].statusCode = r.status.fileCode
