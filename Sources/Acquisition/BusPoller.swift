@@ -129,7 +129,8 @@ public struct BusPoller: Service {
         // Device health changes only through faults and the polls after them; asking the bus thread for it
         // is a second thread hand-off per poll, so it is refreshed on a fault and at most once a second otherwise.
         if let board, readings.contains(where: { $0.status == .fault }) || buffer.healthShownAt.map({ tick - $0 >= .seconds(1) || tick < $0 }) ?? true {
-            board.devices(bus: bus.busName, await bus.deviceHealth().mapValues(\.rawValue))
+            let health = await bus.deviceHealth()
+            board.devices(bus: bus.busName, health.mapValues(\.state.rawValue), responseSeconds: health.compactMapValues { $0.lastResponse?.inSeconds })
             buffer.healthShownAt = tick
         }
         // The first tick is committed at once: start-up (READY to systemd) waits for a stored poll, not the window.

@@ -142,8 +142,8 @@ public final class AsciiSerialBus: FieldDriver {
     /// Closes the port and ends the bus thread.
     public func shutdown() { lane.shutdown() }
 
-    public func deviceHealth() async -> [Int: DeviceHealth.State] {
-        (try? await lane.run { link in link.health.mapValues(\.state) }) ?? [:]
+    public func deviceHealth() async -> [Int: DeviceHealth] {
+        (try? await lane.run { link in link.health }) ?? [:]
     }
 }
 
@@ -196,6 +196,7 @@ public final class TextLink {
         /// Analyzers not to ask again in this poll (timed out, or offline and not due), with the reason.
         var skipped: [Int: String] = [:]
         var polled: Set<Int> = []
+        var spent: [Int: Duration] = [:]
         var requests = 0
         for (i, exchange) in plan.exchanges.enumerated() {
             if let lost {
@@ -215,7 +216,9 @@ public final class TextLink {
             polled.insert(device)
             if requests > 0, plan.bus.pauseBetweenRequests > .zero { Thread.sleep(forTimeInterval: plan.bus.pauseBetweenRequests.inSeconds) }
             requests += 1
+            let started = ContinuousClock.now
             let result = transact(exchange, on: link)
+            spent[device, default: .zero] += ContinuousClock.now - started
             let produced: [FieldSample]
             switch result {
             case .success(let frame):
@@ -237,7 +240,7 @@ public final class TextLink {
         // An analyzer answered when it sent anything (even noise) and the port stayed.
         for device in polled.sorted() {
             let answered = skipped[device] == nil && lost == nil
-            if let changed = health[device]?.record(answered: answered, at: now) {
+            if let changed = health[device]?.record(answered: answered, at: now, took: spent[device]) {
                 let text = "device \(device) is \(changed.rawValue)"
                 if changed == .online { logger.notice("\(text)", metadata: ["slave": "\(device)"]) } else {
                     logger.warning("\(text)", metadata: ["slave": "\(device)"])

@@ -19,6 +19,9 @@ public struct DeviceHealth: Sendable, Equatable {
     private let offlineAfter: Int
     /// When an offline device may be polled again.
     public private(set) var nextRetry: ContinuousClock.Instant?
+    /// How long the device's requests took in the last poll that asked it anything (a timeout counts in
+    /// full): its share of the bus's poll time.
+    public private(set) var lastResponse: Duration?
 
     public init(offlineAfter: Int, backoffMin: Duration, backoffMax: Duration) {
         self.offlineAfter = max(1, offlineAfter)
@@ -33,10 +36,12 @@ public struct DeviceHealth: Sendable, Equatable {
         return now >= nextRetry
     }
 
-    /// Records the outcome of one poll of the device; returns the new state when it changed.
+    /// Records the outcome of one poll of the device, and how long its requests took (`took`); returns
+    /// the new state when it changed.
     @discardableResult
-    public mutating func record(answered: Bool, at now: ContinuousClock.Instant) -> State? {
+    public mutating func record(answered: Bool, at now: ContinuousClock.Instant, took: Duration? = nil) -> State? {
         let before = state
+        if let took { lastResponse = took }
         if answered {
             failures = 0
             successes += 1

@@ -11,15 +11,15 @@ public protocol FieldDriver: Sendable {
     func poll() async -> [FieldSample]
     /// Closes the link and ends the bus thread.
     func shutdown()
-    /// Health of each device on the bus after the last poll, by slave/unit id.
-    func deviceHealth() async -> [Int: DeviceHealth.State]
+    /// Health (state and last response time) of each device on the bus after the last poll, by slave/unit id.
+    func deviceHealth() async -> [Int: DeviceHealth]
     /// The bus thread as a task executor, when the poller's own code may run on it (saves the thread
     /// hand-offs of every poll); nil to stay on the cooperative pool.
     var taskExecutor: (any TaskExecutor)? { get }
 }
 
 extension FieldDriver {
-    public func deviceHealth() async -> [Int: DeviceHealth.State] { [:] }
+    public func deviceHealth() async -> [Int: DeviceHealth] { [:] }
     public var taskExecutor: (any TaskExecutor)? { nil }
 }
 

@@ -88,8 +88,8 @@ public final class ModbusBus: FieldDriver {
     /// The bus thread: the poller runs on it, so a poll is a direct call, not two thread wake-ups.
     public var taskExecutor: (any TaskExecutor)? { lane }
 
-    public func deviceHealth() async -> [Int: DeviceHealth.State] {
-        (try? await lane.run { state in state.health.mapValues(\.state) }) ?? [:]
+    public func deviceHealth() async -> [Int: DeviceHealth] {
+        (try? await lane.run { state in state.health }) ?? [:]
     }
 }
 

@@ -45,6 +45,7 @@ final class RegisterLinkState {
         var outcomes: [(FieldDecoder, Outcome)] = []
         var deadSlaves: [Int: String] = [:]
         var polled: Set<Int> = []
+        var spent: [Int: Duration] = [:]
         var linkLost: String?
         var timeouts = 0, requests = 0
         for (i, read) in plan.reads.enumerated() {
@@ -60,6 +61,8 @@ final class RegisterLinkState {
             polled.insert(read.slave)
             if requests > 0, bus.pauseBetweenRequests > .zero { Thread.sleep(forTimeInterval: bus.pauseBetweenRequests.inSeconds) }
             requests += 1
+            let started = ContinuousClock.now
+            defer { spent[read.slave, default: .zero] += ContinuousClock.now - started }
             do {
                 outcomes += try perform(read)
                 if readFaults.removeValue(forKey: i) != nil { logger.notice("requests answered again", metadata: meta(read)) }
@@ -81,7 +84,7 @@ final class RegisterLinkState {
         }
         for slave in polled {
             let answered = deadSlaves[slave] == nil && linkLost == nil
-            if let changed = health[slave]?.record(answered: answered, at: now) {
+            if let changed = health[slave]?.record(answered: answered, at: now, took: spent[slave]) {
                 let text = "device \(slave) is \(changed.rawValue)"
                 if changed == .online { logger.notice("\(text)", metadata: ["slave": "\(slave)"]) } else {
                     logger.warning("\(text)", metadata: ["slave": "\(slave)"])

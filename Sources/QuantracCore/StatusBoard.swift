@@ -20,6 +20,8 @@ public final class StatusBoard: Sendable {
         public var faultChannels: Int
         /// Health per device (slave id → online, suspect, offline, recovering).
         public var devices: [String: String] = [:]
+        /// How long each device's requests took in its last poll, seconds (slave id → time).
+        public var deviceResponseSeconds: [String: Double] = [:]
         /// Poll counters per device (slave id), since the daemon started.
         public var deviceCounters: [String: DeviceCounters] = [:]
         /// Time from the last tick's scheduled instant until its values were in hand (the bus's poll latency), ms.
@@ -165,10 +167,12 @@ public final class StatusBoard: Sendable {
         }
     }
 
-    public func devices(bus: String, _ states: [Int: String]) {
+    /// The health of each device of a bus (slave id → state) and how long its last requests took.
+    public func devices(bus: String, _ states: [Int: String], responseSeconds: [Int: Double] = [:]) {
         state.withLock { s in
             if let b = s.buses.firstIndex(where: { $0.name == bus }) {
                 s.buses[b].devices = Dictionary(uniqueKeysWithValues: states.map { (String($0.key), $0.value) })
+                s.buses[b].deviceResponseSeconds = Dictionary(uniqueKeysWithValues: responseSeconds.map { (String($0.key), $0.value) })
             }
         }
     }

@@ -55,6 +55,12 @@ public struct MetricsRenderer: Sendable {
                 out.sample("quantrac_device_health", ["bus": b.name, "device": device, "state": state], 1)
             }
         }
+        out.family("quantrac_device_response_seconds", .gauge, "Time the device's requests took in its last poll (a timeout counts in full).")
+        for b in s.buses {
+            for (device, seconds) in b.deviceResponseSeconds.sorted(by: { Int($0.key) ?? 0 < Int($1.key) ?? 0 }) {
+                out.sample("quantrac_device_response_seconds", ["bus": b.name, "device": device], seconds)
+            }
+        }
         out.family("quantrac_bus_poll_latency_seconds", .summary, "Time from each tick's scheduled instant until every channel of the bus was read.")
         for b in s.buses where b.pollCount > 0 {
             out.sample("quantrac_bus_poll_latency_seconds_sum", ["bus": b.name], Double(b.pollMsSum) / 1000)

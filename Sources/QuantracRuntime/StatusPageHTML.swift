@@ -176,7 +176,8 @@ struct StatusPageHTML {
                 + (b.lastPollMs.map { " · took \($0) ms" } ?? "") + "<br>"
             for (device, state) in b.devices.sorted(by: { Int($0.key) ?? 0 < Int($1.key) ?? 0 }) {
                 let css = state == "online" ? "ok" : state == "offline" ? "bad" : "cal"
-                let counters = b.deviceCounters[device].map { " \($0.errors)/\($0.polls) failed" } ?? ""
+                let counters = (b.deviceCounters[device].map { " \($0.errors)/\($0.polls) failed" } ?? "")
+                    + (b.deviceResponseSeconds[device].map { ", last response \(Int(($0 * 1000).rounded())) ms" } ?? "")
                 out += "<span class=\"dev \(css)\" title=\"\(e(state))\(e(counters))\">device \(e(device)) \(e(state))</span> "
             }
             out += "</span></div>"

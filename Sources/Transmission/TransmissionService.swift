@@ -63,11 +63,15 @@ public struct TransmissionService: Service {
             .replacingOccurrences(of: "{product}", with: product)
     }
 
-    /// Files taken from the head of the queue at a time. Their uploads are acknowledged together (one
-    /// database commit and one directory fsync for up to this many files, or for what was uploaded in
-    /// `acknowledgeEvery`), so a backlog drains at the speed of the link rather than of the disk's fsyncs.
-    /// A crash between an upload and its acknowledgement re-sends that file (same name, same bytes).
-    static let batchSize = 64
+    /// Files taken from the head of the queue at a time.
+    static let batchSize = 256
+    /// Uploads are acknowledged together: one database commit and one directory fsync for every
+    /// `acknowledgeFiles` files, or for what was uploaded in `acknowledgeEvery`. An acknowledgement runs
+    /// while the next files upload (one at a time, in queue order; the batch ends only when all are
+    /// done), so a backlog drains at the speed of the link rather than of the disk's fsyncs. A crash
+    /// before a file's acknowledgement re-sends it (same name, same bytes): at most two acknowledgements'
+    /// worth of files.
+    static let acknowledgeFiles = 64
     static let acknowledgeEvery: Duration = .seconds(1)
 
     public func run() async throws {
@@ -95,34 +99,42 @@ public struct TransmissionService: Service {
                 await waitOrShutdown(.seconds(5))
                 continue
             }
-            var uploaded: [OutboxEntry] = []
-            var since = ContinuousClock.now
             var failure: (entry: OutboxEntry, error: UploadError)?
-            for entry in batch {
-                if Task.isShuttingDownGracefully || Task.isCancelled { break }
-                do throws(UploadError) {
-                    let bytes: [UInt8]
-                    do { bytes = try outbox.read(name: entry.file) } catch {
-                        throw UploadError(kind: .rejected, message: "local copy unreadable: \(error)")
+            await withTaskGroup(of: Void.self) { acknowledgements in
+                var uploaded: [OutboxEntry] = []
+                var since = ContinuousClock.now
+                var acknowledging = false
+                for entry in batch {
+                    if Task.isShuttingDownGracefully || Task.isCancelled { break }
+                    do throws(UploadError) {
+                        let bytes: [UInt8]
+                        do { bytes = try outbox.read(name: entry.file) } catch {
+                            throw UploadError(kind: .rejected, message: "local copy unreadable: \(error)")
+                        }
+                        try await uploader.upload(name: (entry.file as NSString).lastPathComponent, bytes: bytes, directory: directory(for: entry))
+                    } catch {
+                        failure = (entry, error)
+                        break
                     }
-                    try await uploader.upload(name: (entry.file as NSString).lastPathComponent, bytes: bytes, directory: directory(for: entry))
-                } catch {
-                    failure = (entry, error)
-                    break
+                    uploaded.append(entry)
+                    if failing != nil {
+                        logger.notice("uploads succeed again", metadata: ["file": "\(entry.file)"])
+                        failing = nil
+                    }
+                    backoff = .seconds(1)
+                    if uploaded.count >= Self.acknowledgeFiles || ContinuousClock.now - since >= Self.acknowledgeEvery {
+                        // The previous acknowledgement first: they are committed in queue order.
+                        if acknowledging { await acknowledgements.next() }
+                        let files = uploaded
+                        acknowledgements.addTask { await self.delivered(files) }
+                        acknowledging = true
+                        uploaded.removeAll()
+                        since = ContinuousClock.now
+                    }
                 }
-                uploaded.append(entry)
-                if failing != nil {
-                    logger.notice("uploads succeed again", metadata: ["file": "\(entry.file)"])
-                    failing = nil
-                }
-                backoff = .seconds(1)
-                if ContinuousClock.now - since >= Self.acknowledgeEvery {
-                    await delivered(uploaded)
-                    uploaded.removeAll()
-                    since = ContinuousClock.now
-                }
+                await acknowledgements.waitForAll()
+                await delivered(uploaded)
             }
-            await delivered(uploaded)
             guard let (entry, error) = failure else { continue }
             try? await store.markFailed(file: entry.file, target: target.name, error: error.message, at: wallClock.now())
             if error.kind == .authentication {

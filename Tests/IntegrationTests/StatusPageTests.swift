@@ -226,6 +226,10 @@ struct StatusPageTests {
         #expect(polls9 >= 3 && m["quantrac_device_errors_total{bus=\"lan\",device=\"9\"}"] == polls9, "every poll of the absent slave failed")
         #expect((m["quantrac_device_polls_total{bus=\"lan\",device=\"1\"}"] ?? 0) >= 3 && m["quantrac_device_errors_total{bus=\"lan\",device=\"1\"}"] == 0)
         #expect(m["quantrac_device_health{bus=\"lan\",device=\"9\",state=\"offline\"}"] == 1)
+        // Response time per device: the absent slave cost its whole timeout (300 ms), the live one much less.
+        let response9 = try #require(m["quantrac_device_response_seconds{bus=\"lan\",device=\"9\"}"])
+        let response1 = try #require(m["quantrac_device_response_seconds{bus=\"lan\",device=\"1\"}"])
+        #expect(response9 >= 0.29 && response9 < 1 && response1 < 0.2, "device 9 \(response9) s, device 1 \(response1) s")
         #expect((m["quantrac_bus_poll_latency_seconds_count{bus=\"lan\"}"] ?? 0) >= 3)
         #expect((m["quantrac_target_backlog_files{target=\"province\"}"] ?? 0) >= 1 && m["quantrac_target_failing{target=\"province\"}"] == 1)
         #expect(m["quantrac_target_backlog_files{target=\"local\"}"] == 0 && m["quantrac_target_last_success_timestamp_seconds{target=\"local\"}"] != nil)

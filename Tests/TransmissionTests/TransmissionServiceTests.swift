@@ -105,6 +105,22 @@ struct TransmissionServiceTests {
         for name in names { #expect(FileManager.default.fileExists(atPath: outbox.sent + "/" + name)) }
     }
 
+    /// A backlog of several batches, acknowledged every 64 files while the next ones upload: every file
+    /// goes once, in queue order, and every one is recorded sent and archived.
+    @Test func backlogOfSeveralBatchesGoesOnceInOrderAndIsRecorded() async throws {
+        let (store, outbox, names) = try await setUp(files: 600)
+        let uploader = FlakyUploader(failures: 0)
+        let service = TransmissionService(target: target, station: station, uploader: uploader, store: store, outbox: outbox,
+                                          signal: OutboxSignal(), wallClock: SystemWallClock(), logger: Logger(label: "test"))
+        let last = outbox.sent + "/" + names[names.count - 1]
+        try await runUntil(service) { FileManager.default.fileExists(atPath: last) }
+        #expect(uploader.calls.map(\.name) == names, "each file once, oldest first")
+        #expect(try await store.queueState(target: "dept").pending == 0)
+        let archived = try FileManager.default.contentsOfDirectory(atPath: outbox.sent).filter { $0.hasSuffix(".txt") }
+        #expect(archived.count == names.count)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: outbox.outbox).filter { $0.hasSuffix(".txt") }.isEmpty)
+    }
+
     @Test func rejectedUploadsStayQueued() async throws {
         let (store, outbox, names) = try await setUp(files: 2)
         let uploader = FlakyUploader(failures: 1000, kind: .rejected)
