@@ -52,6 +52,9 @@ public final class Store: Sendable {
         self.path = path
         var config = Configuration()
         config.readonly = true
+        // The daemon may be creating the database or switching it to WAL at this moment (an exclusive lock
+        // for a few milliseconds): wait for it rather than fail with "database is locked".
+        config.busyMode = .timeout(10)
         pool = try DatabasePool(path: path, configuration: config)
     }
 
