@@ -130,7 +130,12 @@ struct DiskFaultTests {
         let journal = try await store.journalEntries()
         #expect(journal.contains { $0.kind == "storage.recovered" }, "\(journal.map(\.kind))")
         #expect(daemon.stderrText.contains("cannot store readings, holding up to"))
-        for name in received() where name.hasSuffix(".txt") {
+        // A file reaches the receiver just before its delivery is recorded and it moves to sent/.
+        let delivered = received().filter { $0.hasSuffix(".txt") }
+        try await waitUntilAsync(timeout: .seconds(10), what: "every received file archived in sent/") {
+            delivered.allSatisfy { FileManager.default.fileExists(atPath: data.appendingPathComponent("sent/\($0)").path) }
+        }
+        for name in delivered {
             let local = try Data(contentsOf: data.appendingPathComponent("sent/\(name)"))
             #expect(try Data(contentsOf: dir.appendingPathComponent("recv/\(name)")) == local)
         }
