@@ -183,3 +183,10 @@ public final class StatusBoard: Sendable {
         }
     }
 }
+
+extension Dictionary where Key == String {
+    /// The entries of a per-device map (slave id as text → value) in numeric device order.
+    public func byDevice() -> [(key: String, value: Value)] {
+        sorted { (Int($0.key) ?? 0, $0.key) < (Int($1.key) ?? 0, $1.key) }
+    }
+}

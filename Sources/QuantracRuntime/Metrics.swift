@@ -39,25 +39,25 @@ public struct MetricsRenderer: Sendable {
 
         out.family("quantrac_device_polls_total", .counter, "Ticks in which the device was polled, since start.")
         for b in s.buses {
-            for (device, n) in b.deviceCounters.sorted(by: { Int($0.key) ?? 0 < Int($1.key) ?? 0 }) {
+            for (device, n) in b.deviceCounters.byDevice() {
                 out.sample("quantrac_device_polls_total", ["bus": b.name, "device": device], Double(n.polls))
             }
         }
         out.family("quantrac_device_errors_total", .counter, "Ticks in which at least one channel of the device came back 02 (no answer, exception, analyzer fault).")
         for b in s.buses {
-            for (device, n) in b.deviceCounters.sorted(by: { Int($0.key) ?? 0 < Int($1.key) ?? 0 }) {
+            for (device, n) in b.deviceCounters.byDevice() {
                 out.sample("quantrac_device_errors_total", ["bus": b.name, "device": device], Double(n.errors))
             }
         }
         out.family("quantrac_device_health", .gauge, "1 for the device's current health state (online, suspect, offline, recovering).")
         for b in s.buses {
-            for (device, state) in b.devices.sorted(by: { Int($0.key) ?? 0 < Int($1.key) ?? 0 }) {
+            for (device, state) in b.devices.byDevice() {
                 out.sample("quantrac_device_health", ["bus": b.name, "device": device, "state": state], 1)
             }
         }
         out.family("quantrac_device_response_seconds", .gauge, "Time the device's requests took in its last poll (a timeout counts in full).")
         for b in s.buses {
-            for (device, seconds) in b.deviceResponseSeconds.sorted(by: { Int($0.key) ?? 0 < Int($1.key) ?? 0 }) {
+            for (device, seconds) in b.deviceResponseSeconds.byDevice() {
                 out.sample("quantrac_device_response_seconds", ["bus": b.name, "device": device], seconds)
             }
         }

@@ -33,7 +33,7 @@ struct StatusAlarm: Hashable {
             add(percent >= 95 ? .critical : .warning, "Disk: \(used / 1_048_576) MiB of \(capacity / 1_048_576) MiB used (\(percent) %)")
         }
         for b in s.buses {
-            for (device, state) in b.devices.sorted(by: { Int($0.key) ?? 0 < Int($1.key) ?? 0 }) where state == "offline" || state == "suspect" {
+            for (device, state) in b.devices.byDevice() where state == "offline" || state == "suspect" {
                 add(state == "offline" ? .critical : .warning, "Bus \(b.name), device \(device): \(state)")
             }
         }

@@ -174,7 +174,7 @@ struct StatusPageHTML {
             out += "<div class=\"kv\" data-bus=\"\(e(b.name))\"><span>Bus \(e(b.name))</span><span>last poll "
                 + (b.lastTickMs.map { "\(Self.age(now - $0)) ago" } ?? "–")
                 + (b.lastPollMs.map { " · took \($0) ms" } ?? "") + "<br>"
-            for (device, state) in b.devices.sorted(by: { Int($0.key) ?? 0 < Int($1.key) ?? 0 }) {
+            for (device, state) in b.devices.byDevice() {
                 let css = state == "online" ? "ok" : state == "offline" ? "bad" : "cal"
                 let counters = (b.deviceCounters[device].map { " \($0.errors)/\($0.polls) failed" } ?? "")
                     + (b.deviceResponseSeconds[device].map { ", last response \(Int(($0 * 1000).rounded())) ms" } ?? "")

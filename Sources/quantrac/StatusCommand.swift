@@ -78,7 +78,7 @@ struct Status: AsyncParsableCommand {
         })
         print()
         printTable([["BUS", "LAST TICK", "POLL", "FAULT CHANNELS", "DEVICES"]] + s.buses.map { b in
-            let devices = b.devices.sorted { (Int($0.key) ?? 0, $0.key) < (Int($1.key) ?? 0, $1.key) }.map { device, state in
+            let devices = b.devices.byDevice().map { device, state in
                 "\(device) \(state)" + (b.deviceResponseSeconds[device].map { " (\(Int(($0 * 1000).rounded())) ms)" } ?? "")
             }
             return [b.name, age(b.lastTickMs), b.lastPollMs.map { "\($0) ms" } ?? "-", String(b.faultChannels),
