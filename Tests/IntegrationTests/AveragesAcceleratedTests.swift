@@ -11,7 +11,7 @@ import Testing
 /// the rules written out here — exclude 01/02 and range-flagged records, 9 of 12 records for an hour,
 /// 18 of 24 hours for a day, hours labelled by their end, the local day 01:00 … 00:00, means, a flow total,
 /// a speed-weighted vector mean and a last value — and compares them with what the daemon stored.
-@Suite(.serialized)
+@Suite(.serialized, .ownThread)
 struct AveragesAcceleratedTests {
     static let scale = 1440
     static let vn = UTCOffset(seconds: 7 * 3600)

@@ -6,7 +6,7 @@ import Storage
 import Testing
 
 /// `quantrac averages` as an operator runs it, on a station database filled with a day of records.
-@Suite(.serialized)
+@Suite(.serialized, .ownThread)
 struct AveragesCommandTests {
     func quantrac(_ arguments: [String], in dir: URL, label: String) throws -> TestProcess {
         let p = try TestProcess(executable: Repository.binary("quantrac"), arguments: arguments, logDirectory: dir, label: label)

@@ -5,7 +5,7 @@ import QuantracTesting
 import Testing
 
 /// `quantrac calibrate` against a running daemon polling a pymodbus server.
-@Suite(.serialized)
+@Suite(.serialized, .ownThread)
 struct CalibrationTests {
     func quantrac(_ arguments: [String], in dir: URL, label: String) throws -> TestProcess {
         let p = try TestProcess(executable: Repository.binary("quantrac"), arguments: arguments, logDirectory: dir, label: label)

@@ -3,7 +3,7 @@ import QuantracTesting
 import Testing
 
 /// The executables as a technician runs them.
-@Suite(.serialized)
+@Suite(.serialized, .ownThread)
 struct CommandLineTests {
     func run(_ binary: String, _ arguments: [String], in dir: URL, label: String) throws -> TestProcess {
         let p = try TestProcess(executable: Repository.binary(binary), arguments: arguments, logDirectory: dir, label: label)

@@ -5,7 +5,7 @@ import QuantracTesting
 import Testing
 
 /// Analyzer status registers and dead devices on a shared RS-485 line, against pymodbus servers.
-@Suite(.serialized)
+@Suite(.serialized, .ownThread)
 struct DeviceStatusTests {
     func config(port: Int, dir: URL, extra: String = "") -> String {
         """

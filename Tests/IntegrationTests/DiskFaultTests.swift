@@ -18,7 +18,7 @@ let canMount: Bool = {
 
 /// Disk full and a read-only data directory: the daemon says so, holds readings in memory, and recovers
 /// without losing what it had stored.
-@Suite(.serialized)
+@Suite(.serialized, .ownThread)
 struct DiskFaultTests {
     func sh(_ args: [String], in dir: URL) throws -> Int32? {
         try TestProcess(executable: URL(fileURLWithPath: args[0]), arguments: Array(args.dropFirst()), logDirectory: dir, label: "sh")

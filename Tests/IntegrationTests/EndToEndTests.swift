@@ -7,7 +7,7 @@ import Testing
 
 /// The foundation scenario against real peers: a pymodbus TCP server, a pymodbus RTU server on a socat
 /// pty pair, the real `quantracd`, and a pyftpdlib server on loopback.
-@Suite(.serialized)
+@Suite(.serialized, .ownThread)
 struct EndToEndTests {
     static let prefix = "HN_ABCD_NUO001"
 

@@ -5,7 +5,7 @@ import Testing
 import Transmission
 
 /// libcurl uploads against a real FTP server: publish by rename, direct, refused rename, bad login.
-@Suite(.serialized)
+@Suite(.serialized, .ownThread)
 struct FTPPublishTests {
     func target(port: Int, publish: String, dir: URL) throws -> TargetConfig {
         try ConfigLoader.parse("""

@@ -221,7 +221,7 @@ private func isMissingSchema(_ error: any Error) -> Bool {
 
 // MARK: - 1. kill -9 at random moments
 
-@Suite(.serialized)
+@Suite(.serialized, .ownThread)
 struct FaultInjectionKillTests {
     /// Records of every interval committed so far, from `from` to the last built interval.
     func committedRecords(_ bench: FaultBench, from: Int64) async throws -> [Int64: [ChannelRecord]] {
@@ -402,7 +402,7 @@ struct FaultInjectionKillTests {
 
 // MARK: - 2. receiver down for 300 intervals
 
-@Suite(.serialized)
+@Suite(.serialized, .ownThread)
 struct FaultInjectionOutageTests {
     /// Names published by a successful RNTO, in order, from pyftpdlib's logs.
     static func published(_ logs: [String]) -> [String] {
@@ -505,7 +505,7 @@ struct FaultInjectionOutageTests {
 
 // MARK: - 3. server faults
 
-@Suite(.serialized)
+@Suite(.serialized, .ownThread)
 struct FaultInjectionServerFaultTests {
     struct Outcome {
         var faultAttempts: [Double] = []

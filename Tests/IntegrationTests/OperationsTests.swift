@@ -5,7 +5,7 @@ import QuantracTesting
 import Testing
 
 /// The operator's commands against a running daemon, a pymodbus server and a pyftpdlib receiver.
-@Suite(.serialized)
+@Suite(.serialized, .ownThread)
 struct OperationsTests {
     func quantrac(_ arguments: [String], in dir: URL, label: String) throws -> TestProcess {
         let p = try TestProcess(executable: Repository.binary("quantrac"), arguments: arguments, logDirectory: dir, label: label)

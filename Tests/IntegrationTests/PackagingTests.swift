@@ -11,7 +11,7 @@ import Glibc
 /// `systemd-analyze`, and the installed daemon is started the way the unit starts it (service user,
 /// dialout group, the installed configuration, `$NOTIFY_SOCKET` and `$WATCHDOG_USEC` set) with a test
 /// socket standing in for systemd.
-@Suite(.serialized)
+@Suite(.serialized, .ownThread)
 struct PackagingTests {
     static let unit = Repository.root.appendingPathComponent("Systemd/quantracd.service")
 

@@ -5,7 +5,7 @@ import QuantracTesting
 import Testing
 
 /// `quantrac probe` against pymodbus: every decoding around the address, and the serial-port guard.
-@Suite(.serialized)
+@Suite(.serialized, .ownThread)
 struct ProbeTests {
     @Test func showsEveryDecodingAroundTheAddress() throws {
         let dir = try makeTemporaryDirectory("probe")

@@ -5,7 +5,7 @@ import QuantracTesting
 import Testing
 
 /// A dead analyzer link recovers by itself; a killed daemon resumes without inventing or duplicating files.
-@Suite(.serialized)
+@Suite(.serialized, .ownThread)
 struct RecoveryTests {
     func config(dir: URL, port: Int) -> String {
         """

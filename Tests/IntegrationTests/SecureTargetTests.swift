@@ -6,7 +6,7 @@ import Transmission
 
 /// FTPS (pyftpdlib with TLS required) and SFTP (OpenSSH sshd) targets on loopback, through the real
 /// uploaders: verified identities, typed failures, publish by rename, connection reuse, credentials.
-@Suite(.serialized)
+@Suite(.serialized, .ownThread)
 struct SecureTargetTests {
     static let bytes = Array("COD\t41.20\tmg/L\t20260315103500\t00\r\nTSS\t18.52\tmg/L\t20260315103500\t00\r\n".utf8)
 

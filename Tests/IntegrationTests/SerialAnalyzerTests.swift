@@ -10,7 +10,7 @@ import Testing
 ///
 /// libserialport 0.1.1 cannot open a pty by itself; the suite builds `Tests/Fixtures/pty_serialport_shim.c`
 /// with gcc and runs the binaries with it in `LD_PRELOAD` (see the shim for what it fakes).
-@Suite(.serialized)
+@Suite(.serialized, .ownThread)
 struct SerialAnalyzerTests {
     struct Row: Decodable {
         let code: String

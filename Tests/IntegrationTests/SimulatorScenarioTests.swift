@@ -9,7 +9,7 @@ import Testing
 /// ASCII lines (pseudo-terminals the simulator creates), with status registers and scripted faults —
 /// calibration, timeouts, exceptions, garbage, power cycles. Values and statuses are checked in the
 /// daemon's database and in the files it delivers; fault windows come from the simulator's log.
-@Suite(.serialized)
+@Suite(.serialized, .ownThread)
 struct SimulatorScenarioTests {
     /// A fault window as the simulator logged it (`fault start … ms=…` / `fault end … ms=…`), epoch ms.
     struct Window {

@@ -5,7 +5,7 @@ import Testing
 /// The station templates (Boards/stations) and board profiles (Boards/boards) as a technician uses them:
 /// every template passes `quantrac check` and reads plausible values from `quantrac-sim`; every board's
 /// suggested [[bus]] blocks are valid once pasted into a station file.
-@Suite(.serialized)
+@Suite(.serialized, .ownThread)
 struct StationTemplateTests {
     static let stations = Repository.root.appendingPathComponent("Boards/stations")
     static let boards = Repository.root.appendingPathComponent("Boards/boards")

@@ -14,7 +14,7 @@ import Glibc
 /// history are written into the database before the daemon starts (as after a restart), so the daemon
 /// computes real hourly averages and VN_AQI from it at start; live values, faults, the calibration
 /// window and the failing target all come from the running daemon.
-@Suite(.serialized)
+@Suite(.serialized, .ownThread)
 struct StatusPageTests {
     static let recordSeconds: Int64 = 20
 

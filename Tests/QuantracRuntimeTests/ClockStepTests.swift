@@ -97,7 +97,7 @@ struct ClockStepTests {
         let task = Task { try await watch.run() }
         try await Task.sleep(for: .milliseconds(1300))
         clock.set(Timestamp(seconds: t0 - 3600))
-        try await waitUntilAsync(timeout: .seconds(5), what: "a journaled clock step") {
+        try await waitUntilAsync(timeout: .seconds(30), what: "a journaled clock step") {
             try await store.journalEntries().contains { $0.kind == "clock.step" }
         }
         task.cancel()

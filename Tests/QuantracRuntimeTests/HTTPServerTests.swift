@@ -74,7 +74,7 @@ actor Gate {
 
     /// Returns once a request waits at the gate.
     nonisolated func waitUntilWaiting() async throws {
-        try await waitUntilAsync(timeout: .seconds(10), what: "a request at the gate") { await self.hasWaiters }
+        try await waitUntilAsync(timeout: .seconds(30), what: "a request at the gate") { await self.hasWaiters }
     }
 }
 

@@ -32,7 +32,7 @@ struct RetentionServiceTests {
         let service = RetentionService(retention: retention, dataDir: dir, store: store, outbox: outbox,
                                        wallClock: ManualWallClock(now), logger: Logger(label: "test"), every: .seconds(3600))
         let task = Task { try await service.run() }
-        try await waitUntilAsync(timeout: .seconds(10), what: "the first retention run, files removed") {
+        try await waitUntilAsync(timeout: .seconds(30), what: "the first retention run, files removed") {
             try await store.journalEntries().contains { $0.kind == "retention" } && !FileManager.default.fileExists(atPath: outbox.sent + "/F0.txt")
         }
         task.cancel()

@@ -162,7 +162,9 @@ struct SystemdNotifierTests {
 }
 
 /// systemd's side of the notification socket: a bound AF_UNIX datagram socket (a file in a temp dir,
-/// or an abstract name), read without blocking.
+/// or an abstract name), read without blocking. Waits for a datagram are bounded at 30 s: long enough for a
+/// loaded two-core CI machine, where every integration suite starts its peers in the first seconds (a
+/// 5 s bound once missed the first STATUS there); a passing test never waits that long.
 final class FakeSystemd: Sendable {
     let path: String
     let fd: Int32
@@ -189,7 +191,7 @@ final class FakeSystemd: Sendable {
     }
 
     /// The next datagram, or nil after `timeout`.
-    func next(within timeout: Duration = .seconds(5)) async -> String? {
+    func next(within timeout: Duration = .seconds(30)) async -> String? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let message = receive() { return message }
@@ -199,7 +201,7 @@ final class FakeSystemd: Sendable {
     }
 
     /// The next datagram matching `match` (others are skipped), or nil after `timeout`.
-    func next(within timeout: Duration = .seconds(5), where match: (String) -> Bool) async -> String? {
+    func next(within timeout: Duration = .seconds(30), where match: (String) -> Bool) async -> String? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline, let message = await next(within: deadline - ContinuousClock.now) {
             if match(message) { return message }
