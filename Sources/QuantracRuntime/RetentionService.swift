@@ -66,8 +66,16 @@ public struct RetentionService: Service {
         }
     }
 
-    /// Bytes used under `dataDir`, and the capacity they are measured against.
+    /// Bytes used, and the capacity they are measured against: with a budget, the sizes of the files under
+    /// `dataDir` against it (a walk of the tree); without one, the file system's use against its size (statvfs).
     static func diskUse(dataDir: String, budget: Int64?) throws -> (Int64, Int64) {
+        guard let budget else {
+            var fs = statvfs()
+            guard statvfs(dataDir, &fs) == 0 else { return (0, Int64.max) }
+            let total = Int64(fs.f_blocks) * Int64(fs.f_frsize)
+            let free = Int64(fs.f_bavail) * Int64(fs.f_frsize)
+            return (total - free, total)
+        }
         var used: Int64 = 0
         if let e = FileManager.default.enumerator(atPath: dataDir) {
             while let name = e.nextObject() as? String {
@@ -77,12 +85,7 @@ public struct RetentionService: Service {
                 }
             }
         }
-        if let budget { return (used, budget) }
-        var fs = statvfs()
-        guard statvfs(dataDir, &fs) == 0 else { return (used, Int64.max) }
-        let total = Int64(fs.f_blocks) * Int64(fs.f_frsize)
-        let free = Int64(fs.f_bavail) * Int64(fs.f_frsize)
-        return (total - free, total)
+        return (used, budget)
     }
 }
 

@@ -406,13 +406,16 @@ public final class Store: Sendable {
     public func markSent(files: [String], target: String, at now: Timestamp) async throws -> [String] {
         guard !files.isEmpty else { return [] }
         return try await pool.write { db in
+            // Prepared once per connection (GRDB's statement cache), not once per file.
+            let sent = try db.cachedStatement(sql: """
+                UPDATE delivery SET state = 'sent', sent_ms = ?, last_attempt_ms = ?, attempts = attempts + 1, last_error = NULL
+                WHERE file = ? AND target = ?
+                """)
+            let pending = try db.cachedStatement(sql: "SELECT COUNT(*) FROM delivery WHERE file = ? AND state = 'pending'")
             var done: [String] = []
             for file in files {
-                try db.execute(sql: "UPDATE delivery SET state = 'sent', sent_ms = ?, last_attempt_ms = ?, attempts = attempts + 1, last_error = NULL WHERE file = ? AND target = ?",
-                               arguments: [now.milliseconds, now.milliseconds, file, target])
-                if try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM delivery WHERE file = ? AND state = 'pending'", arguments: [file]) == 0 {
-                    done.append(file)
-                }
+                try sent.execute(arguments: [now.milliseconds, now.milliseconds, file, target])
+                if try Int.fetchOne(pending, arguments: [file]) == 0 { done.append(file) }
             }
             return done
         }
@@ -422,17 +425,14 @@ public final class Store: Sendable {
     public func markArchived(files: [String]) async throws {
         guard !files.isEmpty else { return }
         try await pool.write { db in
-            for file in files { try db.execute(sql: "UPDATE file SET archived = 1 WHERE name = ?", arguments: [file]) }
+            let archived = try db.cachedStatement(sql: "UPDATE file SET archived = 1 WHERE name = ?")
+            for file in files { try archived.execute(arguments: [file]) }
         }
     }
 
     /// Marks a delivery sent; returns true when the file has no pending delivery left (ready to archive).
     public func markSent(file: String, target: String, at now: Timestamp) async throws -> Bool {
-        try await pool.write { db in
-            try db.execute(sql: "UPDATE delivery SET state = 'sent', sent_ms = ?, last_attempt_ms = ?, attempts = attempts + 1, last_error = NULL WHERE file = ? AND target = ?",
-                           arguments: [now.milliseconds, now.milliseconds, file, target])
-            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM delivery WHERE file = ? AND state = 'pending'", arguments: [file]) == 0
-        }
+        try await markSent(files: [file], target: target, at: now) == [file]
     }
 
     public func markFailed(file: String, target: String, error: String, at now: Timestamp) async throws {
@@ -443,9 +443,7 @@ public final class Store: Sendable {
     }
 
     /// Records that the file now lives in the sent directory.
-    public func markArchived(file: String) async throws {
-        try await pool.write { db in try db.execute(sql: "UPDATE file SET archived = 1 WHERE name = ?", arguments: [file]) }
-    }
+    public func markArchived(file: String) async throws { try await markArchived(files: [file]) }
 
     /// Files whose deliveries are all done but that were not moved to the sent directory yet (crash recovery).
     public func deliveredButNotArchived() async throws -> [String] {

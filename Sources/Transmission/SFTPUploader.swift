@@ -37,6 +37,8 @@ public final class SFTPUploader: Uploader {
 
     public func shutdown() { lane.shutdown() }
 
+    public var taskExecutor: (any TaskExecutor)? { lane }
+
     public func upload(name: String, bytes: [UInt8], directory: String) async throws(UploadError) {
         var dir = directory.hasPrefix("/") ? directory : "/" + directory
         if !dir.hasSuffix("/") { dir += "/" }

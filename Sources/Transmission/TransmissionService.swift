@@ -76,6 +76,17 @@ public struct TransmissionService: Service {
 
     public func run() async throws {
         defer { uploader.shutdown() }
+        // On the upload thread when the uploader offers it: each upload is then a call on the same thread,
+        // not a hand-off there and back (see `Uploader.taskExecutor`).
+        if let executor = uploader.taskExecutor {
+            try await withTaskExecutorPreference(executor) { try await queueLoop() }
+        } else {
+            try await queueLoop()
+        }
+    }
+
+    /// Uploads the head of the queue, batch after batch, until the service stops.
+    func queueLoop() async throws {
         var backoff = Duration.seconds(1)
         var failing: String?
         var storeFailing = false
@@ -126,7 +137,8 @@ public struct TransmissionService: Service {
                         // The previous acknowledgement first: they are committed in queue order.
                         if acknowledging { await acknowledgements.next() }
                         let files = uploaded
-                        acknowledgements.addTask { await self.delivered(files) }
+                        // Off the upload thread: the commit and the directory fsync must not hold the uploads up.
+                        acknowledgements.addTask(executorPreference: globalConcurrentExecutor) { await self.delivered(files) }
                         acknowledging = true
                         uploaded.removeAll()
                         since = ContinuousClock.now

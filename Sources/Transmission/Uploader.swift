@@ -33,6 +33,13 @@ public protocol Uploader: Sendable {
     func upload(name: String, bytes: [UInt8], directory: String) async throws(UploadError)
     /// Releases the connection and its thread.
     func shutdown()
+    /// The upload thread as a task executor, when the queue's own code may run on it (an upload is then
+    /// a call on the same thread instead of two thread hand-offs per file); nil to stay on the cooperative pool.
+    var taskExecutor: (any TaskExecutor)? { get }
+}
+
+extension Uploader {
+    public var taskExecutor: (any TaskExecutor)? { nil }
 }
 
 /// FTP and FTPS through libcurl on a dedicated thread that keeps one easy handle (and so one control
@@ -58,6 +65,8 @@ public final class FTPUploader: Uploader {
     }
 
     public func shutdown() { lane.shutdown() }
+
+    public var taskExecutor: (any TaskExecutor)? { lane }
 
     public func upload(name: String, bytes: [UInt8], directory: String) async throws(UploadError) {
         var dir = directory.hasPrefix("/") ? directory : "/" + directory
@@ -107,10 +116,15 @@ public final class FTPUploader: Uploader {
         }
     }
 
-    static func percentEncode(_ path: String) -> String {
+    /// A URL path's characters without `;`, `?` and `#` (built once: a character set is costly to make).
+    private static let pathAllowed: CharacterSet = {
         var allowed = CharacterSet.urlPathAllowed
         allowed.remove(charactersIn: ";?#")
-        return path.addingPercentEncoding(withAllowedCharacters: allowed) ?? path
+        return allowed
+    }()
+
+    static func percentEncode(_ path: String) -> String {
+        path.addingPercentEncoding(withAllowedCharacters: pathAllowed) ?? path
     }
 }
 
@@ -166,6 +180,8 @@ public final class FileUploader: Uploader {
     }
 
     public func shutdown() { lane.shutdown() }
+
+    public var taskExecutor: (any TaskExecutor)? { lane }
 
     public func upload(name: String, bytes: [UInt8], directory: String) async throws(UploadError) {
         let publish = self.publish

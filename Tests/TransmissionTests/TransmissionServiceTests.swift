@@ -7,22 +7,30 @@ import Synchronization
 import Testing
 import Transmission
 
-/// An uploader that fails its first `failures` calls, then records what it receives.
+/// An uploader that fails its first `failures` calls, then records what it receives and on which thread.
 final class FlakyUploader: Uploader {
     struct Call: Sendable, Equatable { let name: String; let directory: String; let bytes: [UInt8] }
-    private let state: Mutex<(failuresLeft: Int, calls: [Call], attempts: [String])>
+    private let state: Mutex<(failuresLeft: Int, calls: [Call], attempts: [String], threads: Set<pthread_t>)>
     let kind: UploadError.Kind
+    /// Offered to the queue as its task executor, like a real uploader's thread.
+    let lane: BlockingLane<Void>?
 
-    init(failures: Int, kind: UploadError.Kind = .transient) {
-        state = Mutex((failures, [], []))
+    init(failures: Int, kind: UploadError.Kind = .transient, lane: BlockingLane<Void>? = nil) {
+        state = Mutex((failures, [], [], []))
         self.kind = kind
+        self.lane = lane
     }
 
     var calls: [Call] { state.withLock { $0.calls } }
     var attempts: [String] { state.withLock { $0.attempts } }
+    /// The threads `upload` was called on.
+    var threads: Set<pthread_t> { state.withLock { $0.threads } }
+    var taskExecutor: (any TaskExecutor)? { lane }
 
     func upload(name: String, bytes: [UInt8], directory: String) async throws(UploadError) {
+        let thread = pthread_self()
         let fail = state.withLock { s -> Bool in
+            s.threads.insert(thread)
             s.attempts.append(name)
             if s.failuresLeft > 0 { s.failuresLeft -= 1; return true }
             s.calls.append(Call(name: name, directory: directory, bytes: bytes))
@@ -119,6 +127,22 @@ struct TransmissionServiceTests {
         let archived = try FileManager.default.contentsOfDirectory(atPath: outbox.sent).filter { $0.hasSuffix(".txt") }
         #expect(archived.count == names.count)
         #expect(try FileManager.default.contentsOfDirectory(atPath: outbox.outbox).filter { $0.hasSuffix(".txt") }.isEmpty)
+    }
+
+    /// An uploader that offers its thread gets the queue's own code on it: every upload is a call on
+    /// that thread, not a hand-off there and back.
+    @Test func queueRunsOnTheUploadThreadWhenTheUploaderOffersIt() async throws {
+        let (store, outbox, names) = try await setUp(files: 100)
+        let lane = BlockingLane<Void>(name: "target-test") {}
+        let laneThread = try await lane.run { _ in pthread_self() }
+        let uploader = FlakyUploader(failures: 0, lane: lane)
+        let service = TransmissionService(target: target, station: station, uploader: uploader, store: store, outbox: outbox,
+                                          signal: OutboxSignal(), wallClock: SystemWallClock(), logger: Logger(label: "test"))
+        let last = outbox.sent + "/" + names[names.count - 1]
+        try await runUntil(service) { FileManager.default.fileExists(atPath: last) }
+        #expect(uploader.calls.map(\.name) == names)
+        #expect(uploader.threads == [laneThread])
+        #expect(try await store.queueState(target: "dept").pending == 0)
     }
 
     @Test func rejectedUploadsStayQueued() async throws {

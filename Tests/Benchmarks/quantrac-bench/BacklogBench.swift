@@ -33,7 +33,9 @@ struct BacklogBench: AsyncParsableCommand {
         let outbox = try OutboxDirectory(dataDir: dataDir)
         let clock = SystemWallClock()
         let grid = station.station.grid
-        let lastEnd = grid.interval(containing: clock.now()).start
+        // The newest interval must be ready at once (its end plus the record delay passed), or a fill run
+        // just after a boundary builds one file fewer.
+        let lastEnd = grid.interval(containing: clock.now() + (.zero - station.station.recordDelay)).start
         let first = lastEnd - Int64(count) * grid.length
 
         // One tick a second into every interval, all channels measuring.
