@@ -34,17 +34,21 @@ public final class CalibrationGate: Sendable {
     }
 }
 
-/// Reloads the calibration windows from the database every second, so a `quantrac calibrate` command
-/// takes effect within a second (and survives restarts: the windows live in the database).
+/// Reloads the calibration windows from the database every `every` (the daemon passes the poll interval,
+/// at most a second), so a `quantrac calibrate` command takes effect within one poll (and survives
+/// restarts: the windows live in the database).
 public struct CalibrationWatcher: Service {
     let gate: CalibrationGate
     let store: Store
     let wallClock: any WallClock
     let logger: Logger
     let board: StatusBoard?
+    let every: Duration
 
-    public init(gate: CalibrationGate, store: Store, wallClock: any WallClock, logger: Logger, board: StatusBoard? = nil) {
+    public init(gate: CalibrationGate, store: Store, wallClock: any WallClock, logger: Logger, board: StatusBoard? = nil,
+                every: Duration = .seconds(1)) {
         self.gate = gate
+        self.every = every
         self.store = store
         self.wallClock = wallClock
         self.logger = logger
@@ -64,7 +68,7 @@ public struct CalibrationWatcher: Service {
                     last = windows
                 }
             }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wallClock.realDuration(of: .seconds(1), atLeast: .milliseconds(20))) }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: wallClock.realDuration(of: every, atLeast: .milliseconds(20))) }
         }
     }
 }

@@ -61,7 +61,8 @@ public struct Daemon {
         if config.statusPage.enabled { services.append(StatusPageServer(config: config.statusPage, routes: routes, logger: logger)) }
         // Before the pollers: the first tick already sees the calibration windows stored in the database.
         calibration.replace(try await store.calibrations(coveringFrom: wallClock.now(), recovery: config.station.calibrationRecovery))
-        services.append(CalibrationWatcher(gate: calibration, store: store, wallClock: wallClock, logger: logger, board: board))
+        services.append(CalibrationWatcher(gate: calibration, store: store, wallClock: wallClock, logger: logger, board: board,
+                                           every: min(.seconds(1), config.station.pollInterval)))
         for bus in FieldDrivers.make(for: driverConfig(), logger: logger) {
             services.append(BusPoller(bus: bus, channels: config.channels, pollInterval: config.station.pollInterval,
                                       offset: config.station.utcOffset, store: store, progress: progress,

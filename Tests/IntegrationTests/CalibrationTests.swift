@@ -1,7 +1,9 @@
 import FieldBus
 import Foundation
 import QuantracConfig
+import QuantracCore
 import QuantracTesting
+import Storage
 import Testing
 
 /// `quantrac calibrate` against a running daemon polling a pymodbus server.
@@ -20,6 +22,46 @@ struct CalibrationTests {
             let text = (try? String(contentsOf: recv.appendingPathComponent(name), encoding: .utf8)) ?? ""
             return text.split(separator: "\r\n").first { $0.hasPrefix("COD\t") }.map { String($0.suffix(2)) }
         }
+    }
+
+    /// Exactly the right readings and lines carry `01` for the COD window (3 s, recovery 2 s, polls every
+    /// 250 ms, 2 s intervals): COD readings from the window's start to its end plus the recovery are `01`
+    /// (the polls in the first 500 ms may still be `00`: the daemon rereads the windows every poll interval
+    /// and the next poll then applies them, so a window takes effect within one reread and one poll),
+    /// every other COD reading and every TSS reading `00`; a received file's COD line is `01` exactly when
+    /// its interval holds a `01` reading, and its TSS line never is.
+    func expectExactlyTheCalibratedLines(recv: URL, database: URL) async throws {
+        // The files first: a file is built from committed readings, so every listed file's readings are
+        // in the query below.
+        let names = try FileManager.default.contentsOfDirectory(atPath: recv.path).filter { $0.hasSuffix(".txt") }.sorted()
+        let store = try Store(readOnlyPath: database.path)
+        let window = try #require(try await store.recentCalibrations().first { $0.channel == "COD" })
+        let start = window.startMs, end = try #require(window.endMs) + 2000
+        #expect(try #require(window.endMs) - start == 3000)
+        let readings = try await store.readings(in: Interval(start: 0, end: 4_000_000_000))
+        let cod = readings.filter { $0.channel == "COD" }
+        for r in cod {
+            let t = r.time.milliseconds
+            if t >= start + 500 && t < end {
+                #expect(r.status == .calibrating, "COD at \(t), window \(start)..<\(end): \(r)")
+            } else if t < start || t >= end {
+                #expect(r.status == .measuring, "COD at \(t), window \(start)..<\(end): \(r)")
+            }
+        }
+        #expect(cod.filter { $0.status == .calibrating }.count >= 12, "5 s of 250 ms polls, less the first 500 ms and any late polls")
+        #expect(readings.filter { $0.channel == "TSS" }.allSatisfy { $0.status == .measuring })
+
+        let calibrating = cod.filter { $0.status == .calibrating }.map(\.time.milliseconds)
+        var lines01 = 0
+        for name in names {
+            let fileEnd = SimulatorScenarioTests.fileEnd(name), fileStart = fileEnd - 2000
+            let expected = calibrating.contains { $0 >= fileStart && $0 < fileEnd } ? "01" : "00"
+            let lines = try String(contentsOf: recv.appendingPathComponent(name), encoding: .utf8).split(separator: "\r\n")
+            #expect(lines.first { $0.hasPrefix("COD\t") }?.hasSuffix("\t" + expected) == true, "\(name): \(lines), expected COD \(expected)")
+            #expect(lines.first { $0.hasPrefix("TSS\t") }?.hasSuffix("\t00") == true, "\(name): \(lines)")
+            if expected == "01" { lines01 += 1 }
+        }
+        #expect(lines01 >= 3 && lines01 <= 4, "a 5 s window touches 3 or 4 two-second intervals, got \(lines01)")
     }
 
     @Test func calibrationMarksReadingsEndsByItselfAndSurvivesARestart() async throws {
@@ -79,6 +121,7 @@ struct CalibrationTests {
                                     encoding: .utf8).split(separator: "\r\n")
         #expect(calibrated[0].hasPrefix("COD\t41.20\tmg/L\t") && calibrated[0].hasSuffix("\t01"), "\(calibrated)")
         #expect(calibrated[1].hasPrefix("TSS\t18.50\tmg/L\t") && calibrated[1].hasSuffix("\t00"), "only COD is in calibration: \(calibrated)")
+        try await expectExactlyTheCalibratedLines(recv: recv, database: dir.appendingPathComponent("data/quantrac.sqlite"))
 
         // A station-wide maintenance window without a duration survives a restart.
         #expect(try quantrac(["calibrate", "start", "--station", "--reason", "probe change"] + c, in: dir, label: "start2").exitStatus == 0)
