@@ -48,11 +48,11 @@ public struct CalibrationWatcher: Service {
     public init(gate: CalibrationGate, store: Store, wallClock: any WallClock, logger: Logger, board: StatusBoard? = nil,
                 every: Duration = .seconds(1)) {
         self.gate = gate
-        self.every = every
         self.store = store
         self.wallClock = wallClock
         self.logger = logger
         self.board = board
+        self.every = every
     }
 
     public func run() async throws {

@@ -36,8 +36,8 @@ struct CalibrationTests {
         let names = try FileManager.default.contentsOfDirectory(atPath: recv.path).filter { $0.hasSuffix(".txt") }.sorted()
         let store = try Store(readOnlyPath: database.path)
         let window = try #require(try await store.recentCalibrations().first { $0.channel == "COD" })
-        let start = window.startMs, end = try #require(window.endMs) + 2000
-        #expect(try #require(window.endMs) - start == 3000)
+        let start = window.startMs, windowEnd = try #require(window.endMs), end = windowEnd + 2000
+        #expect(windowEnd - start == 3000)
         let readings = try await store.readings(in: Interval(start: 0, end: 4_000_000_000))
         let cod = readings.filter { $0.channel == "COD" }
         for r in cod {
